@@ -1,0 +1,148 @@
+"""The Python API: what scripts, make functions and the CLI use.
+
+import blobflow
+pipe = blobflow.open_pipeline("pipelines/blobs", "sqlite:///blobs.db")
+pipe.init()
+pipe.table("Image").insert([{"image_id": 1, "image_name": "coins", "image": array}])
+x, y = pipe.table("Detection.Blob").to_arrays("x", "y", key={"image_id": 1})
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from blobflow import inspection
+from blobflow.database import Database, open_database
+from blobflow.declare import DropPlan, InitResult, drop_database, init_database, plan_drop
+from blobflow.describe import describe_table
+from blobflow.errors import DataError
+from blobflow.insert import InsertResult, insert_rows
+from blobflow.model import Pipeline, Table
+
+
+class TableHandle:
+    """One table of an open pipeline: insert into it and fetch from it."""
+
+    def __init__(self, database: Database, table: Table):
+        self.database = database
+        self.model = table
+
+    def __repr__(self) -> str:
+        return f"<TableHandle {self.model.qualified_name}>"
+
+    @property
+    def name(self) -> str:
+        return self.model.name
+
+    def insert(
+        self,
+        rows: Any,
+        *,
+        skip_duplicates: bool = False,
+        replace: bool = False,
+        ignore_extra_fields: bool = False,
+    ) -> InsertResult:
+        """Insert a list of dicts, a dict of columns or a structured array, all or nothing."""
+        return insert_rows(
+            self.database,
+            self.model,
+            rows,
+            skip_duplicates=skip_duplicates,
+            replace=replace,
+            ignore_extra_fields=ignore_extra_fields,
+        )
+
+    def insert1(self, row: Mapping[str, Any], **options: bool) -> InsertResult:
+        return self.insert([row], **options)
+
+    def iter(
+        self,
+        key: Mapping[str, Any] | None = None,
+        attributes: Sequence[str] | None = None,
+        order_by: Sequence[str] | None = None,
+        limit: int | None = None,
+    ) -> Iterator[dict[str, Any]]:
+        """Stream rows as dicts, restricted by the attributes of `key` this table has."""
+        select = inspection.select_rows(self.database, self.model, key, attributes, order_by, limit)
+        return inspection.iter_rows(self.database, select)
+
+    def fetch(
+        self,
+        key: Mapping[str, Any] | None = None,
+        attributes: Sequence[str] | None = None,
+        order_by: Sequence[str] | None = None,
+        limit: int | None = None,
+    ) -> list[dict[str, Any]]:
+        return list(self.iter(key, attributes, order_by, limit))
+
+    def fetch1(
+        self, key: Mapping[str, Any] | None = None, attributes: Sequence[str] | None = None
+    ) -> dict[str, Any]:
+        """The one row matching `key`; an error when there are none or several."""
+        rows = list(self.iter(key, attributes, limit=2))
+        if len(rows) != 1:
+            found = "no row" if not rows else "more than one row"
+            raise DataError(f"fetch1 on {self.name} with {dict(key or {})}: expected one row, found {found}")
+        return rows[0]
+
+    def to_arrays(
+        self, *attributes: str, key: Mapping[str, Any] | None = None, order_by: Sequence[str] | None = None
+    ) -> tuple[np.ndarray, ...]:
+        """One numpy array per attribute (all attributes when none are named), in key order."""
+        select = inspection.select_rows(self.database, self.model, key, attributes or None, order_by)
+        return inspection.to_arrays(self.database, self.model, select)
+
+    def count(self, key: Mapping[str, Any] | None = None) -> int:
+        return inspection.count_rows(self.database, self.model, key)
+
+    def __len__(self) -> int:
+        return self.count()
+
+    def describe(self) -> str:
+        return describe_table(self.database.pipeline, self.model)
+
+
+class PipelineHandle:
+    """A pipeline bound to a database."""
+
+    def __init__(self, database: Database):
+        self.database = database
+
+    @property
+    def model(self) -> Pipeline:
+        return self.database.pipeline
+
+    def table(self, name: str) -> TableHandle:
+        return TableHandle(self.database, self.database.resolve(name))
+
+    def init(self) -> InitResult:
+        return init_database(self.database)
+
+    def plan_drop(self) -> DropPlan:
+        return plan_drop(self.database)
+
+    def drop(self) -> None:
+        drop_database(self.database)
+
+    def row_counts(self) -> dict[str, int | None]:
+        return inspection.row_counts(self.database)
+
+    def close(self) -> None:
+        self.database.dispose()
+
+    def __enter__(self) -> PipelineHandle:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def open_pipeline(
+    pipeline: str | Path | Pipeline, database: str | None = None, schema_map: Mapping[str, str] | None = None
+) -> PipelineHandle:
+    """Open a pipeline (manifest file, directory or loaded model) on a database URL."""
+    return PipelineHandle(open_database(pipeline, database, schema_map))

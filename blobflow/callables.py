@@ -1,0 +1,81 @@
+"""Importing the user's make functions and views: lazily, from beside the manifest, with clear errors."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import sys
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+from blobflow.errors import ManifestError, SourceLocation
+from blobflow.model import Make, Pipeline
+
+
+def import_callable(reference: str, root: str, location: SourceLocation | None = None) -> Callable[..., Any]:
+    """Import `module:function`, with the manifest's directory first on sys.path."""
+    module_name, _, function_name = reference.partition(":")
+    if root not in sys.path:
+        sys.path.insert(0, root)
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name and module_name.startswith(exc.name):
+            raise ManifestError(
+                f"cannot import '{reference}': no module named '{exc.name}' "
+                f"(looked beside the manifest, in {root}, and on sys.path)",
+                location,
+            ) from None
+        raise ManifestError(f"cannot import '{reference}': {exc}", location) from None
+    except Exception as exc:
+        where = traceback.extract_tb(exc.__traceback__)[-1]
+        raise ManifestError(
+            f"cannot import '{reference}': {type(exc).__name__}: {exc} ({where.filename}:{where.lineno})",
+            location,
+        ) from None
+    function = getattr(module, function_name, None)
+    if function is None:
+        raise ManifestError(
+            f"cannot import '{reference}': module '{module_name}' has no '{function_name}'", location
+        )
+    if not callable(function):
+        raise ManifestError(f"'{reference}' is not callable", location)
+    return function
+
+
+def check_make_signature(make: Make, function: Callable[..., Any]) -> None:
+    """The function must accept every declared input and need nothing blobflow does not pass."""
+    try:
+        signature = inspect.signature(function)
+    except (TypeError, ValueError):  # builtins without signatures: trust them
+        return
+    parameters = signature.parameters
+    takes_any = any(p.kind is p.VAR_KEYWORD for p in parameters.values())
+    given = {i.name for i in make.inputs} | {"key", "ctx"}
+    for make_input in make.inputs:
+        if make_input.name not in parameters and not takes_any:
+            raise ManifestError(
+                f"'{make.reference}' does not take the declared input '{make_input.name}'", make.location
+            )
+    for name, parameter in parameters.items():
+        required = parameter.default is parameter.empty and parameter.kind not in (
+            parameter.VAR_POSITIONAL,
+            parameter.VAR_KEYWORD,
+        )
+        if required and name not in given:
+            raise ManifestError(
+                f"'{make.reference}' requires argument '{name}', which is neither 'key', 'ctx' "
+                f"nor a declared input",
+                make.location,
+            )
+
+
+def check_callables(pipeline: Pipeline) -> None:
+    """Import every make function and view of the pipeline; raise the first that cannot be used."""
+    for table in pipeline:
+        if table.make is not None:
+            function = import_callable(table.make.reference, pipeline.root, table.make.location)
+            check_make_signature(table.make, function)
+    for view in pipeline.views.values():
+        import_callable(f"{view.module}:{view.function}", pipeline.root, view.location)

@@ -1,0 +1,260 @@
+"""The `blobflow` command: parse options, call the library, render the result.
+
+The only module that imports click. One error boundary (`main`): a BlobflowError becomes one
+`Error: ...` line and its exit status; anything else is a bug, shown in one line unless --debug.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import click
+import sqlalchemy as sa
+
+from blobflow import render
+from blobflow.api import PipelineHandle, open_pipeline
+from blobflow.db import mask_url
+from blobflow.errors import BlobflowError, ConnectionFailed, UsageError
+from blobflow.sources import FORMATS, read_rows, resolve_blob_sources
+
+EXIT_INTERRUPTED = 130
+
+
+@dataclass
+class Settings:
+    pipeline: str | None
+    database: str | None
+    debug: bool
+
+    def pipeline_path(self) -> str:
+        if self.pipeline:
+            return self.pipeline
+        for candidate in ("pipeline.yaml", "pipeline"):
+            if Path(candidate).exists():
+                return candidate
+        raise UsageError(
+            "no pipeline given: use -p PATH, set BLOBFLOW_PIPELINE, or run where ./pipeline.yaml "
+            "or ./pipeline/ exists"
+        )
+
+    def open(self) -> PipelineHandle:
+        return open_pipeline(self.pipeline_path(), self.database)
+
+
+pass_settings = click.make_pass_decorator(Settings)
+
+
+class BlobflowGroup(click.Group):
+    """The one error boundary: a BlobflowError becomes `Error: ...` and its exit status; anything else
+    is a bug, shown in one line unless --debug. Lives on the group so CliRunner tests exercise it."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        debug = (
+            "--debug" in sys.argv
+            or "--debug" in (ctx.protected_args + ctx.args)
+            or bool(os.environ.get("BLOBFLOW_DEBUG"))
+        )
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.Exit, click.ClickException, click.exceptions.Abort):
+            raise
+        except KeyboardInterrupt:
+            render.error("interrupted")
+            ctx.exit(EXIT_INTERRUPTED)
+        except BlobflowError as exc:
+            _report(exc, str(exc), debug)
+            ctx.exit(exc.exit_code)
+        except sa.exc.OperationalError as exc:
+            failure = ConnectionFailed(f"database error: {' '.join(str(exc.orig).split())}")
+            _report(exc, str(failure), debug)
+            ctx.exit(failure.exit_code)
+        except Exception as exc:
+            _report(
+                exc,
+                f"unexpected {type(exc).__name__}: {exc} (a bug in blobflow; rerun with --debug "
+                "for the traceback)",
+                debug,
+            )
+            ctx.exit(1)
+
+
+@click.group(
+    cls=BlobflowGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100}
+)
+@click.option(
+    "-p",
+    "--pipeline",
+    envvar="BLOBFLOW_PIPELINE",
+    metavar="PATH",
+    help="Manifest file or directory [env BLOBFLOW_PIPELINE; default ./pipeline.yaml, else ./pipeline/].",
+)
+@click.option(
+    "--database",
+    envvar="BLOBFLOW_DATABASE_URL",
+    metavar="URL",
+    help="Database URL [env BLOBFLOW_DATABASE_URL; default the manifest's, else sqlite:///blobflow.db].",
+)
+@click.option("--debug", is_flag=True, help="Show tracebacks of errors.")
+@click.version_option(package_name="blobflow")
+@click.pass_context
+def cli(context: click.Context, pipeline: str | None, database: str | None, debug: bool) -> None:
+    """Run parameter-sweep pipelines declared in YAML manifests.
+
+    \b
+    Example:
+      blobflow -p pipelines/blobs init
+      blobflow -p pipelines/blobs insert Image images.yaml
+    """
+    context.obj = Settings(pipeline, database, debug)
+
+
+@cli.command()
+@pass_settings
+def init(settings: Settings) -> None:
+    """Create the schema and tables and insert lookup contents; safe to repeat.
+
+    Refuses, listing the differences, when a table in the database differs from the manifest.
+
+    \b
+    Example:
+      blobflow -p pipelines/blobs init
+    """
+    with settings.open() as pipe:
+        result = pipe.init()
+        where = mask_url(pipe.database.url)
+        for name in result.created:
+            render.message(f"created {name}")
+        for name, count in result.contents_inserted.items():
+            if count:
+                render.message(f"inserted {count} contents rows into {name}")
+        render.message(
+            f"{len(result.created)} tables created, {len(result.existing)} already there ({where})"
+        )
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list.")
+@pass_settings
+def tables(settings: Settings, as_json: bool) -> None:
+    """List the pipeline's tables with tiers, keys and row counts.
+
+    \b
+    Example:
+      blobflow -p pipelines/blobs tables
+    """
+    with settings.open() as pipe:
+        counts = pipe.row_counts()
+        rows = [(t.name, t.tier, ", ".join(t.primary_key), counts[t.name]) for t in pipe.model]
+    if as_json:
+        render.print_json([dict(zip(("table", "tier", "key", "rows"), row)) for row in rows])
+        return
+    render.print_rows(
+        ["table", "tier", "key", "rows"],
+        [(n, tier, key, "-" if c is None else c) for n, tier, key, c in rows],
+    )
+
+
+@cli.command()
+@click.argument("table")
+@pass_settings
+def describe(settings: Settings, table: str) -> None:
+    """Show a table's definition, with its parts, and its row count.
+
+    \b
+    Example:
+      blobflow -p pipelines/blobs describe Detection
+    """
+    with settings.open() as pipe:
+        handle = pipe.table(table)
+        count = pipe.row_counts()[handle.name]
+        render.print_text(handle.describe())
+    render.message(
+        f"{handle.name}: " + ("not created yet (run blobflow init)" if count is None else f"{count} rows")
+    )
+
+
+@cli.command()
+@click.argument("table")
+@click.argument("file", type=click.File("r", encoding="utf-8"))
+@click.option(
+    "--format", "file_format", type=click.Choice(FORMATS), help="Input format [default: by extension]."
+)
+@click.option("--skip-duplicates", is_flag=True, help="Keep existing rows with the same key.")
+@click.option("--replace", is_flag=True, help="Overwrite existing rows with the same key.")
+@click.option("--ignore-extra-fields", is_flag=True, help="Ignore fields that are not attributes.")
+@pass_settings
+def insert(
+    settings: Settings,
+    table: str,
+    file,
+    file_format: str | None,
+    skip_duplicates: bool,
+    replace: bool,
+    ignore_extra_fields: bool,
+) -> None:
+    """Insert rows from a YAML, JSON, JSON Lines or CSV file (- for stdin); all or nothing.
+
+    A blob value may be {npy: path}, {image: path} or {call: module:function}.
+
+    \b
+    Example:
+      blobflow -p pipelines/blobs insert Image pipelines/blobs/images.yaml
+    """
+    with settings.open() as pipe:
+        handle = pipe.table(table)
+        rows = read_rows(file, file.name, file_format)
+        base = Path(file.name).parent if file.name not in ("<stdin>", "-") else Path.cwd()
+        rows = resolve_blob_sources(rows, handle.model, pipe.model, base)
+        result = handle.insert(
+            rows, skip_duplicates=skip_duplicates, replace=replace, ignore_extra_fields=ignore_extra_fields
+        )
+    parts = "".join(f", {n} {name} rows" for name, n in result.part_rows.items())
+    verb = "inserted or kept" if skip_duplicates else "inserted or replaced" if replace else "inserted"
+    render.message(f"{verb} {result.rows} {result.table} rows{parts}")
+
+
+@cli.command()
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@pass_settings
+def drop(settings: Settings, yes: bool) -> None:
+    """Drop the pipeline's schemas with every table and row in them.
+
+    \b
+    Example:
+      blobflow -p pipelines/blobs drop --yes
+    """
+    with settings.open() as pipe:
+        plan = pipe.plan_drop()
+        if not plan.row_counts:
+            render.message("nothing to drop: no table of the pipeline exists")
+            return
+        for name, count in plan.row_counts.items():
+            render.message(f"  {name}: {count} rows")
+        question = (
+            f"Drop schema {', '.join(plan.schemas)} with {len(plan.row_counts)} tables "
+            f"and {sum(plan.row_counts.values())} rows?"
+        )
+        if not yes:
+            if not sys.stdin.isatty():
+                raise UsageError("drop deletes everything: pass --yes when not running on a terminal")
+            if not render.confirm(question):
+                render.message("nothing dropped")
+                return
+        pipe.drop()
+    render.message(f"dropped {', '.join(plan.schemas)}")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli(prog_name="blobflow")
+
+
+def _report(exc: BaseException, text: str, debug: bool) -> None:
+    if debug:
+        traceback.print_exception(exc)
+    render.error(text)

@@ -1,0 +1,195 @@
+"""Engines from URLs, and every difference between SQLite and PostgreSQL that is not SQL text.
+
+SQLite has no schemas: each manifest schema is a database file attached under the schema's name,
+beside the main file (`blobs.db` -> `blobs.tutorial_blobs.db`), so `schema.table` names work on both.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from pathlib import Path
+
+import sqlalchemy as sa
+from sqlalchemy.engine import URL, Engine, make_url
+from sqlalchemy.pool import StaticPool
+
+from blobflow.errors import ConnectionFailed
+from blobflow.rows import PreparedRows
+from blobflow.types import copy_type
+
+SQLITE_BUSY_TIMEOUT_MS = 60_000
+
+
+def normalise_url(url: str | URL) -> URL:
+    """Parse a database URL; bare `postgresql://` (and `postgres://`) mean psycopg 3."""
+    try:
+        parsed = make_url(url) if isinstance(url, str) else url
+    except sa.exc.ArgumentError:
+        raise ConnectionFailed(f"invalid database URL {mask_url(str(url))!r}") from None
+    if parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    if parsed.get_backend_name() not in ("sqlite", "postgresql"):
+        raise ConnectionFailed(f"unsupported database {parsed.drivername!r}; use sqlite:/// or postgresql://")
+    if parsed.get_backend_name() == "postgresql" and parsed.get_driver_name() != "psycopg":
+        raise ConnectionFailed(
+            f"PostgreSQL is used through psycopg 3; write postgresql+psycopg:// "
+            f"instead of {parsed.drivername}://"
+        )
+    return parsed
+
+
+def mask_url(url: str | URL) -> str:
+    """The URL with its password replaced by ***, for every message a user may see."""
+    try:
+        parsed = make_url(url) if isinstance(url, str) else url
+    except sa.exc.ArgumentError:
+        return "<unparseable URL>"
+    return parsed.render_as_string(hide_password=True)
+
+
+def create_engine(url: str | URL, schemas: Sequence[str]) -> Engine:
+    """An engine on which `schema.table` names work for every schema of the pipeline."""
+    parsed = normalise_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        return _sqlite_engine(parsed, tuple(schemas))
+    return sa.create_engine(parsed, pool_pre_ping=True, connect_args={"connect_timeout": 10})
+
+
+def schema_file(url: URL, schema: str) -> str:
+    """Where a schema's tables live on SQLite; ':memory:' for in-memory databases."""
+    database = url.database or ""
+    if database in ("", ":memory:"):
+        return ":memory:"
+    main = Path(database)
+    return str(main.with_name(f"{main.stem}.{schema}{main.suffix or '.db'}"))
+
+
+def _sqlite_engine(url: URL, schemas: tuple[str, ...]) -> Engine:
+    in_memory = schema_file(url, "x") == ":memory:"
+    if not in_memory:
+        Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+    engine = sa.create_engine(
+        url,
+        poolclass=StaticPool if in_memory else None,
+        connect_args={"check_same_thread": False} if in_memory else {},
+    )
+
+    @sa.event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection, _record):
+        # Let SQLAlchemy, not pysqlite, decide when transactions begin, so SAVEPOINT and DDL
+        # transactions work (the recipe from SQLAlchemy's SQLite dialect documentation).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA foreign_keys = ON")
+        for schema in schemas:
+            # Schema names are validated identifiers ([a-z][a-z0-9_]*); the file is a bound parameter.
+            cursor.execute(f'ATTACH DATABASE ? AS "{schema}"', (schema_file(url, schema),))
+            if not in_memory:
+                cursor.execute(f'PRAGMA "{schema}".journal_mode = WAL')
+        cursor.close()
+
+    @sa.event.listens_for(engine, "begin")
+    def _on_begin(connection):
+        connection.exec_driver_sql("BEGIN")
+
+    return engine
+
+
+def check_connection(engine: Engine) -> None:
+    """Connect once, turning failures into one readable line without the password."""
+    try:
+        with engine.connect() as connection:
+            connection.exec_driver_sql("SELECT 1")
+    except sa.exc.DBAPIError as exc:
+        raise ConnectionFailed(f"cannot connect to {mask_url(engine.url)}: {_first_line(exc.orig)}") from None
+
+
+def _first_line(error: BaseException | None) -> str:
+    """psycopg's message without its "connection failed: connection to server at ... failed:" preamble."""
+    text = " ".join(str(error or "unknown error").split())
+    return text.rsplit(" failed: ", 1)[-1]
+
+
+def is_postgres(engine: Engine | sa.Connection) -> bool:
+    return engine.dialect.name == "postgresql"
+
+
+def bulk_insert(
+    connection: sa.Connection, table: sa.Table, prepared: PreparedRows, on_duplicate: str = "error"
+) -> None:
+    """Insert many rows in the current transaction, the fastest way each database offers.
+
+    PostgreSQL: binary COPY for plain inserts (rows must hold database-ready values: blobs already
+    encoded); INSERT ... ON CONFLICT for `skip` and `replace`. SQLite: executemany, with ON CONFLICT.
+    """
+    columns, rows = prepared.columns, prepared.values
+    if not rows:
+        return
+    if on_duplicate == "error" and is_postgres(connection):
+        copy_types = [copy_type(attribute.type) for attribute in prepared.table.attributes]
+        _copy_rows(connection, table, columns, rows, copy_types)
+        return
+    statement = _insert_statement(connection, table, on_duplicate)
+    connection.execute(statement, [dict(zip(columns, row)) for row in rows])
+
+
+def _insert_statement(connection: sa.Connection, table: sa.Table, on_duplicate: str):
+    if on_duplicate == "error":
+        return sa.insert(_raw_table(table))
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    dialect_insert = postgresql.insert if is_postgres(connection) else sqlite.insert
+    statement = dialect_insert(_raw_table(table))
+    key = [c.name for c in table.primary_key.columns]
+    if on_duplicate == "skip":
+        return statement.on_conflict_do_nothing(index_elements=key)
+    others = {c.name: statement.excluded[c.name] for c in table.columns if c.name not in key}
+    if not others:
+        return statement.on_conflict_do_nothing(index_elements=key)
+    return statement.on_conflict_do_update(index_elements=key, set_=others)
+
+
+@functools.lru_cache(maxsize=256)
+def _raw_table(table: sa.Table) -> sa.Table:
+    """The table with plain column types: rows reaching bulk_insert are already database-ready, so type
+    decorators (which encode blobs) must not run a second time."""
+    raw = sa.Table(table.name, sa.MetaData(), schema=table.schema)
+    for column in table.columns:
+        column_type = column.type.impl if isinstance(column.type, sa.types.TypeDecorator) else column.type
+        raw.append_column(sa.Column(column.name, column_type, primary_key=column.primary_key))
+    return raw
+
+
+def _copy_rows(
+    connection: sa.Connection,
+    table: sa.Table,
+    columns: Sequence[str],
+    rows: Sequence[tuple],
+    copy_types: Sequence[str],
+) -> None:
+    import psycopg
+    from psycopg import sql
+    from psycopg.types.json import Jsonb
+
+    schema = (
+        connection.get_execution_options().get("schema_translate_map", {}).get(table.schema, table.schema)
+    )
+    statement = sql.SQL("COPY {}.{} ({}) FROM STDIN (FORMAT BINARY)").format(
+        sql.Identifier(schema), sql.Identifier(table.name), sql.SQL(", ").join(map(sql.Identifier, columns))
+    )
+    json_positions = [i for i, name in enumerate(copy_types) if name == "jsonb"]
+    driver_connection = connection.connection.driver_connection
+    try:
+        with driver_connection.cursor() as cursor, cursor.copy(statement) as copy:
+            copy.set_types(list(copy_types))
+            for row in rows:
+                if json_positions:
+                    row = list(row)
+                    for i in json_positions:
+                        row[i] = None if row[i] is None else Jsonb(row[i])
+                copy.write_row(row)
+    except psycopg.Error as exc:
+        # Raised by the driver directly (COPY bypasses SQLAlchemy): give callers SQLAlchemy's kinds.
+        raise sa.exc.DBAPIError.instance(str(statement), None, exc, psycopg.Error) from exc

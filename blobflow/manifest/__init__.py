@@ -1,0 +1,45 @@
+"""Manifest files -> the validated, frozen `Pipeline` model. Pure: no database, no imports of user code."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from blobflow.errors import ManifestError, SourceLocation
+from blobflow.manifest.declarations import read_document
+from blobflow.manifest.resolve import build_pipeline
+from blobflow.manifest.yamlnodes import load_yaml
+from blobflow.model import Pipeline
+
+__all__ = ["load_pipeline", "manifest_files"]
+
+
+def manifest_files(path: str | Path) -> list[Path]:
+    """The files of a pipeline: the file itself, or a directory's *.yaml / *.yml sorted by name."""
+    path = Path(path)
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
+        if not files:
+            raise ManifestError(f"no *.yaml or *.yml manifest in directory {path}")
+        return files
+    if not path.exists():
+        raise ManifestError(f"pipeline not found: {path}")
+    return [path]
+
+
+def load_pipeline(path: str | Path) -> Pipeline:
+    """Read and validate a pipeline; every problem is a ManifestError with file:line:column.
+
+    >>> pipeline = load_pipeline("pipelines/blobs")  # doctest: +SKIP
+    >>> [t.name for t in pipeline]  # doctest: +SKIP
+    ['Image', 'DetectionParams', 'Detection', 'Detection.Blob', 'SelectedDetection']
+    """
+    files = manifest_files(path)
+    documents = []
+    for file in files:
+        try:
+            text = file.read_text(encoding="utf-8")
+        except UnicodeDecodeError as exc:
+            raise ManifestError(f"not UTF-8 text: {exc.reason}", SourceLocation(str(file), 1, 1)) from None
+        documents.append(read_document(load_yaml(text, str(file))))
+    root = Path(path) if Path(path).is_dir() else Path(path).parent
+    return build_pipeline(documents, str(root.resolve()))
