@@ -203,7 +203,7 @@ def insert(
 
     \b
     Example:
-      blobflow -p pipelines/blobs insert Image pipelines/blobs/images.yaml
+      blobflow -p pipelines/blobs insert Image pipelines/blobs/inserts/images.yaml
     """
     with settings.open() as pipe:
         handle = pipe.table(table)

@@ -102,7 +102,7 @@ def column_type(attribute_type: AttributeType, *, constraint_name: str | None = 
 _COPY_TYPES = {
     "int8": "int2", "uint8": "int2", "int16": "int2", "uint16": "int4", "int32": "int4", "uint32": "int8",
     "int64": "int8", "float32": "float4", "float64": "float8", "bool": "bool", "text": "text",
-    "varchar": "text", "enum": "text", "char": "bpchar", "date": "date", "datetime": "timestamp",
+    "varchar": "text", "enum": "text", "char": "text", "date": "date", "datetime": "timestamp",
     "uuid": "uuid", "json": "jsonb", "decimal": "numeric", "blob": "bytea",
 }  # fmt: skip
 

@@ -1,0 +1,39 @@
+# The two commands a newcomer needs: `make demo` and `make test`. Both create .venv and install first.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+DEMO_DIR := out/demo
+DEMO_DB := sqlite:///$(abspath $(DEMO_DIR))/blobs.db
+BLOBFLOW := $(BIN)/blobflow -p pipelines/blobs --database $(DEMO_DB)
+
+.PHONY: install demo test lint bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test,plot]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	mkdir -p $(DEMO_DIR)
+	$(BLOBFLOW) init
+	$(BLOBFLOW) insert Image pipelines/blobs/inserts/images.yaml --skip-duplicates
+	$(BLOBFLOW) tables
+	$(BLOBFLOW) describe Detection
+
+test: $(STAMP)
+	$(BIN)/ruff check blobflow tests bench
+	$(BIN)/python -m pytest -n 2 -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check blobflow tests bench
+	$(BIN)/ruff format --check blobflow tests bench
+
+bench: $(STAMP)
+	$(BIN)/python bench/bench_codec.py
+
+clean:
+	rm -rf out .pytest_cache .ruff_cache .hypothesis

@@ -1,0 +1,149 @@
+"""Every attribute type stores and returns the same values on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import textwrap
+import uuid
+
+import numpy as np
+import pytest
+import sqlalchemy as sa
+
+from blobflow.errors import DataError
+
+ALL_TYPES = """
+    schema: types
+    tables:
+      Everything:
+        tier: manual
+        key: {item_id: int32}
+        attributes:
+          a_int8: int8
+          a_int16: int16
+          a_int32: int32
+          a_int64: int64
+          a_uint8: uint8
+          a_uint16: uint16
+          a_uint32: uint32
+          a_float32: float32
+          a_float64: float64
+          a_bool: bool
+          a_decimal: decimal(8,3)
+          a_varchar: varchar(12)
+          a_char: char(4)
+          a_text: text
+          a_date: date
+          a_datetime: datetime
+          a_uuid: uuid
+          a_json: json
+          a_enum: enum(left, right)
+          a_blob: blob
+          a_optional: {type: int16, default: null}
+          a_default: {type: varchar(5), default: hello}
+    """
+
+ROW = {
+    "item_id": 1,
+    "a_int8": -128,
+    "a_int16": 32767,
+    "a_int32": -(2**31),
+    "a_int64": 2**63 - 1,
+    "a_uint8": 255,
+    "a_uint16": 65535,
+    "a_uint32": 2**32 - 1,
+    "a_float32": 0.1,
+    "a_float64": 0.1,
+    "a_bool": True,
+    "a_decimal": decimal.Decimal("12345.678"),
+    "a_varchar": "héllo wörld",
+    "a_char": "ab",
+    "a_text": "x" * 10_000,
+    "a_date": dt.date(2024, 2, 29),
+    "a_datetime": dt.datetime(2024, 2, 29, 13, 45, 7, 123456),
+    "a_uuid": uuid.UUID("12345678-1234-5678-1234-567812345678"),
+    "a_json": {"a": [1, 2.5, None, "x"], "b": {"c": True}},
+    "a_enum": "right",
+    "a_blob": {"image": np.arange(12, dtype=np.float32).reshape(3, 4), "label": "x"},
+}
+
+
+@pytest.fixture
+def everything(backend, tmp_path):
+    path = tmp_path / "types.yaml"
+    path.write_text(textwrap.dedent(ALL_TYPES))
+    pipe = backend.open(path)
+    pipe.init()
+    yield pipe.table("Everything")
+    pipe.close()
+
+
+def test_every_type_round_trips(everything):
+    everything.insert1(ROW)
+    fetched = everything.fetch1({"item_id": 1})
+    expected = dict(ROW, a_float32=0.1, a_optional=None, a_default="hello")
+    blob = fetched.pop("a_blob")
+    expected_blob = expected.pop("a_blob")
+    assert fetched == expected
+    assert type(fetched["a_decimal"]) is decimal.Decimal
+    assert blob["label"] == "x"
+    np.testing.assert_array_equal(blob["image"], expected_blob["image"])
+    assert blob["image"].dtype == np.float32
+
+
+def test_float32_values_are_stored_as_float32(everything, backend):
+    everything.insert1(dict(ROW, a_float32=1 / 3))
+    (values,) = everything.to_arrays("a_float32")
+    assert values.dtype == np.float32
+    assert values[0] == np.float32(1 / 3)
+    # The stored double is the float32 value exactly, on both databases.
+    sql_table = everything.database.sql[everything.model.qualified_name]
+    with everything.database.engine.connect() as connection:
+        raw = connection.execute(sa.select(sa.cast(sql_table.c.a_float32, sa.Double))).scalar_one()
+    assert raw == float(np.float32(1 / 3))
+
+
+@pytest.mark.parametrize(
+    ("attribute", "value", "message"),
+    [
+        ("a_int8", 128, "128 is out of range for int8 (-128..127)"),
+        ("a_uint8", -1, "-1 is out of range for uint8 (0..255)"),
+        ("a_int16", "12x", "expected int16, got '12x'"),
+        ("a_int32", True, "expected int32, got a boolean"),
+        ("a_int32", 1.5, "expected int32, got 1.5"),
+        ("a_varchar", "x" * 13, "string of length 13 is longer than varchar(12)"),
+        ("a_char", "abcde", "string of length 5 is longer than char(4)"),
+        ("a_enum", "up", "'up' is not one of left, right"),
+        ("a_decimal", "123456.5", "123456.5 does not fit decimal(8,3)"),
+        ("a_date", "2024-13-01", "expected a date (YYYY-MM-DD), got '2024-13-01'"),
+        ("a_uuid", "nope", "expected a uuid, got 'nope'"),
+        ("a_json", {"x": float("nan")}, "expected a JSON value"),
+        ("a_bool", "maybe", "expected bool, got 'maybe'"),
+        ("a_float32", 1e39, "out of range for float32"),
+        ("a_blob", {1, 2}, "cannot store a value of type 'set'"),
+    ],
+)
+def test_bad_values_are_refused_with_row_and_attribute(everything, attribute, value, message):
+    with pytest.raises(DataError) as error:
+        everything.insert([dict(ROW, item_id=1), dict(ROW, item_id=2, **{attribute: value})])
+    assert str(error.value).startswith(f"row 2: attribute '{attribute}': ")
+    assert message in str(error.value)
+    assert everything.count() == 0  # all or nothing
+
+
+def test_strings_convert_like_csv_gives_them(everything):
+    as_text = {k: str(v) for k, v in ROW.items() if k not in ("a_json", "a_bool", "a_blob")}
+    everything.insert1(dict(as_text, a_json=ROW["a_json"], a_bool="true", a_blob=0))
+    fetched = everything.fetch1()
+    fetched.pop("a_blob")
+    expected = dict(ROW, a_float32=0.1, a_optional=None, a_default="hello")
+    expected.pop("a_blob")
+    assert fetched == expected
+
+
+def test_nulls_only_where_nullable(everything):
+    with pytest.raises(DataError, match="row 1: attribute 'a_text' of Everything cannot be null"):
+        everything.insert1(dict(ROW, a_text=None))
+    with pytest.raises(DataError, match=r"row 1: missing attribute 'a_int8' \(int8\) of Everything"):
+        everything.insert1({k: v for k, v in ROW.items() if k != "a_int8"})
