@@ -54,11 +54,9 @@ class BlobflowGroup(click.Group):
     is a bug, shown in one line unless --debug. Lives on the group so CliRunner tests exercise it."""
 
     def invoke(self, ctx: click.Context) -> Any:
-        debug = (
-            "--debug" in sys.argv
-            or "--debug" in (ctx.protected_args + ctx.args)
-            or bool(os.environ.get("BLOBFLOW_DEBUG"))
-        )
+        # ctx.params holds the group's parsed options (set before invoke); sys.argv is not the command
+        # line when the group is invoked programmatically (CliRunner, main(args=...)).
+        debug = bool(ctx.params.get("debug")) or bool(os.environ.get("BLOBFLOW_DEBUG"))
         try:
             return super().invoke(ctx)
         except (click.exceptions.Exit, click.ClickException, click.exceptions.Abort):

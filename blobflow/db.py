@@ -6,6 +6,7 @@ beside the main file (`blobs.db` -> `blobs.tutorial_blobs.db`), so `schema.table
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,7 +17,6 @@ from sqlalchemy.pool import StaticPool
 
 from blobflow.errors import ConnectionFailed
 from blobflow.rows import PreparedRows
-from blobflow.types import copy_type
 
 SQLITE_BUSY_TIMEOUT_MS = 60_000
 
@@ -128,7 +128,7 @@ def bulk_insert(
     if not rows:
         return
     if on_duplicate == "error" and is_postgres(connection):
-        copy_types = [copy_type(attribute.type) for attribute in prepared.table.attributes]
+        copy_types = [_copy_type(table.c[name].type) for name in columns]
         _copy_rows(connection, table, columns, rows, copy_types)
         return
     statement = _insert_statement(connection, table, on_duplicate)
@@ -149,6 +149,25 @@ def _insert_statement(connection: sa.Connection, table: sa.Table, on_duplicate: 
     if not others:
         return statement.on_conflict_do_nothing(index_elements=key)
     return statement.on_conflict_do_update(index_elements=key, set_=others)
+
+
+# SQLAlchemy type -> the name psycopg sends it as in a binary COPY; the first match wins, so
+# subclasses (SmallInteger is an Integer) come before their bases.
+_COPY_TYPES: tuple[tuple[type, str], ...] = (
+    (sa.SmallInteger, "int2"), (sa.BigInteger, "int8"), (sa.Integer, "int4"), (sa.REAL, "float4"),
+    (sa.Double, "float8"), (sa.Numeric, "numeric"), (sa.Boolean, "bool"), (sa.Enum, "text"),
+    (sa.String, "text"), (sa.DateTime, "timestamp"), (sa.Date, "date"), (sa.Uuid, "uuid"),
+    (sa.JSON, "jsonb"), (sa.LargeBinary, "bytea"),
+)  # fmt: skip
+
+
+def _copy_type(column_type: sa.types.TypeEngine) -> str:
+    if isinstance(column_type, sa.types.TypeDecorator):
+        column_type = column_type.impl
+    for kind, name in _COPY_TYPES:
+        if isinstance(column_type, kind):
+            return name
+    raise TypeError(f"no COPY type for {column_type!r}")  # pragma: no cover - every attribute type is above
 
 
 @functools.lru_cache(maxsize=256)
@@ -193,3 +212,11 @@ def _copy_rows(
     except psycopg.Error as exc:
         # Raised by the driver directly (COPY bypasses SQLAlchemy): give callers SQLAlchemy's kinds.
         raise sa.exc.DBAPIError.instance(str(statement), None, exc, psycopg.Error) from exc
+
+
+def utc_now(connection: sa.Connection | Engine) -> sa.ColumnElement:
+    """The current UTC time as an SQL expression. On PostgreSQL the server's clock, so leases agree
+    across machines whatever their clocks and time zones; SQLite serves one machine, whose clock it is."""
+    if is_postgres(connection):
+        return sa.func.timezone("UTC", sa.func.now()).cast(sa.DateTime)
+    return sa.literal(dt.datetime.now(dt.timezone.utc).replace(tzinfo=None), sa.DateTime)

@@ -57,6 +57,8 @@ def init_database(database: Database, *, check_code: bool = True) -> InitResult:
                 "or restore its definition):\n  " + "\n  ".join(problems)
             )
         _create_tables(connection, database, created)
+        for jobs in database.sql.jobs.values():
+            jobs.create(connection, checkfirst=True)
         inserted = {
             table.name: _insert_contents(connection, database, table)
             for table in database.pipeline
@@ -135,8 +137,8 @@ def drop_database(database: Database) -> None:
     with database.engine.begin() as connection:
         for table in reversed(list(database.pipeline)):
             database.sql[table.qualified_name].drop(connection, checkfirst=True)
-        for catalogue in database.sql.catalogues.values():
-            catalogue.drop(connection, checkfirst=True)
+        for infrastructure in (*database.sql.jobs.values(), *database.sql.catalogues.values()):
+            infrastructure.drop(connection, checkfirst=True)
     database.dispose()
     url = db.normalise_url(database.url)
     for schema in schemas:

@@ -23,6 +23,11 @@ def snake_case(name: str) -> str:
     return re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", name).lower()
 
 
+def sql_table_name(name: str) -> str:
+    """A table's name in SQL: snake_case, a part joined to its master by `__` (detection__blob)."""
+    return "__".join(snake_case(part) for part in name.split("."))
+
+
 @dataclass(frozen=True)
 class AttributeType:
     """An attribute type as declared: `kind` plus its parameters, e.g. varchar(100) or enum(a,b)."""
@@ -117,7 +122,7 @@ class Table:
     @property
     def sql_name(self) -> str:
         """The table's name in SQL: snake_case, parts joined to their master by `__` (detection__blob)."""
-        return "__".join(snake_case(part) for part in self.name.split("."))
+        return sql_table_name(self.name)
 
     @property
     def primary_key(self) -> tuple[str, ...]:

@@ -59,7 +59,7 @@ def read_rows(stream: IO[str], name: str, file_format: str | None = None) -> lis
         rows = []
         for number, line in enumerate(text.splitlines(), start=1):
             if line.strip():
-                rows.append(_parse_json(line, f"{name}:{number}"))
+                rows.append(_parse_json(line, name, line_number=number))
         return rows
     data = _parse_json(text, name) if file_format == "json" else _parse_yaml(text, name)
     if isinstance(data, Mapping):
@@ -71,11 +71,13 @@ def read_rows(stream: IO[str], name: str, file_format: str | None = None) -> lis
     return data
 
 
-def _parse_json(text: str, where: str) -> Any:
+def _parse_json(text: str, where: str, line_number: int | None = None) -> Any:
+    """`line_number`: the line of the file `text` is (JSON Lines), reported instead of the line within it."""
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
-        raise DataError(f"{where}:{exc.lineno}:{exc.colno}: invalid JSON: {exc.msg}") from None
+        line = exc.lineno if line_number is None else line_number
+        raise DataError(f"{where}:{line}:{exc.colno}: invalid JSON: {exc.msg}") from None
 
 
 def _parse_yaml(text: str, where: str) -> Any:

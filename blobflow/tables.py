@@ -31,6 +31,7 @@ class SqlTables:
     metadata: sa.MetaData
     tables: dict[str, sa.Table]  # qualified model name -> table
     catalogues: dict[str, sa.Table]  # schema -> that schema's catalogue table
+    jobs: dict[str, sa.Table]  # qualified name of a computed/imported table -> its jobs table
 
     def __getitem__(self, qualified_name: str) -> sa.Table:
         return self.tables[qualified_name]
@@ -41,9 +42,12 @@ def build_tables(pipeline: Pipeline) -> SqlTables:
     metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
     catalogues = {schema: _catalogue_table(metadata, schema) for schema in pipeline.schemas}
     tables: dict[str, sa.Table] = {}
+    jobs: dict[str, sa.Table] = {}
     for table in pipeline:
         tables[table.qualified_name] = _sql_table(metadata, table, pipeline)
-    return SqlTables(metadata, tables, catalogues)
+        if table.is_derived:
+            jobs[table.qualified_name] = _jobs_table(metadata, table)
+    return SqlTables(metadata, tables, catalogues, jobs)
 
 
 def _sql_table(metadata: sa.MetaData, table: Table, pipeline: Pipeline) -> sa.Table:
@@ -58,6 +62,8 @@ def _sql_table(metadata: sa.MetaData, table: Table, pipeline: Pipeline) -> sa.Ta
         )
         for attribute in table.attributes
     ]
+    if table.is_derived:
+        columns += provenance_columns()
     constraints: list[sa.SchemaItem] = []
     for fk in table.foreign_keys:
         parent = pipeline.table(fk.parent)
@@ -80,6 +86,48 @@ def _sql_table(metadata: sa.MetaData, table: Table, pipeline: Pipeline) -> sa.Ta
         *constraints,
         schema=table.schema,
         comment=table.description or None,
+    )
+
+
+# Hidden columns of computed and imported tables: when, where, how long and by which code each row
+# was made. Attribute names cannot start with "_", so these never collide with declared ones.
+PROVENANCE = ("_computed_at", "_computed_on", "_compute_seconds", "_code_version")
+
+
+def provenance_columns() -> list[sa.Column]:
+    return [
+        sa.Column("_computed_at", sa.DateTime, nullable=True),
+        sa.Column("_computed_on", sa.String(255), nullable=True, comment="host:pid"),
+        sa.Column("_compute_seconds", sa.Double, nullable=True),
+        sa.Column("_code_version", sa.String(16), nullable=True, comment="hash of the make module's source"),
+    ]
+
+
+def _jobs_table(metadata: sa.MetaData, table: Table) -> sa.Table:
+    """Keys of one computed table that are reserved by a worker or failed: `_jobs__detection`.
+
+    It has the table's own key columns, so planning can subtract it from the key source in SQL.
+    """
+    keys = [
+        sa.Column(a.name, column_type(a.type), primary_key=True, autoincrement=False)
+        for a in table.attributes
+        if a.in_key
+    ]
+    return sa.Table(
+        f"_jobs__{table.sql_name}",
+        metadata,
+        *keys,
+        sa.Column("status", sa.String(16), nullable=False),  # "reserved" or "error"
+        sa.Column("host", sa.String(255), nullable=False),
+        sa.Column("pid", sa.Integer, nullable=False),
+        sa.Column("worker", sa.String(64), nullable=False),  # the claiming process's id
+        sa.Column("reserved_at", sa.DateTime, nullable=False),
+        sa.Column("lease_until", sa.DateTime, nullable=True),
+        sa.Column("error_type", sa.String(255), nullable=True),
+        sa.Column("error_message", sa.Text, nullable=True),
+        sa.Column("error_traceback", sa.Text, nullable=True),
+        sa.Index(None, "worker"),
+        schema=table.schema,
     )
 
 

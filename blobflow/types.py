@@ -98,20 +98,6 @@ def column_type(attribute_type: AttributeType, *, constraint_name: str | None = 
     raise ValueError(f"unknown attribute type {attribute_type}")  # the manifest never lets one through
 
 
-# The PostgreSQL type each attribute kind is sent as in binary COPY (psycopg's type names).
-_COPY_TYPES = {
-    "int8": "int2", "uint8": "int2", "int16": "int2", "uint16": "int4", "int32": "int4", "uint32": "int8",
-    "int64": "int8", "float32": "float4", "float64": "float8", "bool": "bool", "text": "text",
-    "varchar": "text", "enum": "text", "char": "text", "date": "date", "datetime": "timestamp",
-    "uuid": "uuid", "json": "jsonb", "decimal": "numeric", "blob": "bytea",
-}  # fmt: skip
-
-
-def copy_type(attribute_type: AttributeType) -> str:
-    """The name under which psycopg sends this attribute's values in a binary COPY."""
-    return _COPY_TYPES[attribute_type.kind]
-
-
 _NUMPY_DTYPES = {
     "int8": "int8", "uint8": "uint8", "int16": "int16", "uint16": "uint16", "int32": "int32",
     "uint32": "uint32", "int64": "int64", "float32": "float32", "float64": "float64", "bool": "bool",

@@ -11,6 +11,7 @@ import datetime as dt
 import decimal
 import json
 import math
+import re
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -54,7 +55,7 @@ def _integer(value: Any, kind: str) -> int:
         isinstance(value, (float, np.floating)) and float(value).is_integer()
     ):
         number = int(value)
-    elif isinstance(value, str) and value.strip().lstrip("+-").isdigit():
+    elif isinstance(value, str) and re.fullmatch(r"[+-]?[0-9]{1,30}", value.strip()):
         number = int(value.strip())
     else:
         raise InvalidValue(f"expected {kind}, got {value!r}")
@@ -68,7 +69,10 @@ def _float(value: Any, kind: str) -> float:
     if isinstance(value, (bool, np.bool_)):
         raise InvalidValue(f"expected {kind}, got a boolean")
     if isinstance(value, (int, float, np.integer, np.floating, decimal.Decimal)):
-        number = float(value)
+        try:
+            number = float(value)
+        except OverflowError:  # an int beyond any float
+            raise InvalidValue(f"integer too large for {kind}") from None
     elif isinstance(value, str):
         try:
             number = float(value)
@@ -207,7 +211,10 @@ def _decimal(value: Any, attribute_type: AttributeType) -> decimal.Decimal:
     if not number.is_finite():
         raise InvalidValue(f"expected a finite {attribute_type}, got {value!r}")
     quantum = decimal.Decimal(1).scaleb(-(attribute_type.scale or 0))
-    rounded = number.quantize(quantum, rounding=decimal.ROUND_HALF_EVEN)
+    try:
+        rounded = number.quantize(quantum, rounding=decimal.ROUND_HALF_EVEN)
+    except decimal.InvalidOperation:  # more digits than the context holds: far too large anyway
+        raise InvalidValue(f"{value} does not fit {attribute_type}") from None
     if len(rounded.as_tuple().digits) > (attribute_type.precision or 0) and rounded != 0:
         raise InvalidValue(f"{value} does not fit {attribute_type}")
     return rounded

@@ -260,6 +260,15 @@ def test_numpy_scalars_keep_their_type(value: np.generic) -> None:
     round_trip(value)
 
 
+def test_void_scalar_keeps_padding_and_does_not_alias_the_input() -> None:
+    padded = np.dtype({"names": ["a", "b"], "formats": ["i1", "<i4"], "offsets": [0, 4], "itemsize": 12})
+    scalar = np.frombuffer(bytes(range(1, 13)), dtype=padded)[0]
+    buffer = bytearray(encode(scalar))
+    decoded = decode(buffer)
+    buffer[-12:] = b"\x00" * 12
+    assert type(decoded) is np.void and decoded.tobytes() == bytes(range(1, 13))
+
+
 def test_float32_scalar_is_not_a_python_float() -> None:
     decoded = decode(encode(np.float32(1.5)))
     assert type(decoded) is np.float32 and decoded == 1.5
@@ -409,6 +418,8 @@ def test_newer_version_is_refused_with_both_numbers() -> None:
         (forged(array_entry(b'[["a","<f8"],["a","<f8"]]', (1,), 16, b"\x00" * 16)), "bad dtype text"),
         (forged(array_entry(b"[" * 100_000, (1,), 8, b"\x00" * 8)), "bad dtype text"),
         (forged(array_entry(b'"<f8"', (2, 3), 40, b"\x00" * 40)), r"shape \(2, 3\).*holds 48 bytes"),
+        (forged(array_entry(b'"<f8"', (2, 3), 56, b"\x00" * 56)), r"holds 48 bytes, but the blob says 56"),
+        (forged(b"n" + u64(5) + b'"<U1"' + b"\xff" * 4), "numpy scalar of dtype <U1 under tag 'n'"),
         (forged(array_entry(b'"<f8"', (1,), 8, b"\x00" * 8, order=2)), "bad array layout"),
         (forged(array_entry(b'"<f8"', (1,) * 65, 8, b"\x00" * 8)), "bad array layout"),
         (forged(array_entry(b'"<f8"', (0, 2**64 - 1), 0)), "cannot build an array"),

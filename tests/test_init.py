@@ -31,6 +31,7 @@ def test_init_creates_readable_tables_and_contents(blobs):
         "detection__blob",
         "selected_detection",
         CATALOGUE,
+        "_jobs__detection",
     }
     params = blobs.table("DetectionParams").fetch()
     assert params == [

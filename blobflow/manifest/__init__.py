@@ -36,10 +36,23 @@ def load_pipeline(path: str | Path) -> Pipeline:
     files = manifest_files(path)
     documents = []
     for file in files:
-        try:
-            text = file.read_text(encoding="utf-8")
-        except UnicodeDecodeError as exc:
-            raise ManifestError(f"not UTF-8 text: {exc.reason}", SourceLocation(str(file), 1, 1)) from None
-        documents.append(read_document(load_yaml(text, str(file))))
+        documents.append(read_document(load_yaml(_read_text(file), str(file))))
     root = Path(path) if Path(path).is_dir() else Path(path).parent
     return build_pipeline(documents, str(root.resolve()))
+
+
+def _read_text(file: Path) -> str:
+    try:
+        data = file.read_bytes()
+    except OSError as exc:
+        raise ManifestError(f"cannot read manifest {file}: {exc.strerror or exc}") from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        before = data[: exc.start]
+        line = before.count(b"\n") + 1
+        column = len(before.rpartition(b"\n")[2].decode("utf-8", errors="replace")) + 1
+        raise ManifestError(
+            f"not UTF-8 text: byte 0x{data[exc.start]:02x} ({exc.reason}); save the file as UTF-8",
+            SourceLocation(str(file), line, column),
+        ) from None

@@ -6,7 +6,9 @@ Dependencies are kept as written (names, renames); `resolve.py` connects them ac
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
+from blobflow.errors import ManifestError, SourceLocation
 from blobflow.manifest.fields import (
     SCHEMA_NAME,
     SQL_KEYWORDS,
@@ -20,11 +22,12 @@ from blobflow.manifest.fields import (
     expect_mapping,
     expect_string,
     fail,
+    kind_of,
     parse_type,
     require,
 )
 from blobflow.manifest.yamlnodes import Located
-from blobflow.model import TIERS, Attribute, View, snake_case
+from blobflow.model import TIERS, Attribute, AttributeType, View, snake_case
 from blobflow.values import InvalidValue, convert_value
 
 DOCUMENT_FIELDS = ("schema", "description", "database", "tables", "views")
@@ -46,6 +49,7 @@ class DependencyDecl:
     nullable: bool
     unique: bool
     node: Located
+    rename_nodes: dict[str, Located] = field(default_factory=dict)  # parent attribute -> where it is named
 
 
 @dataclass
@@ -69,8 +73,9 @@ class TableDecl:
     master: str | None = None
     parts: list[TableDecl] = field(default_factory=list)
     contents: Located | None = None
-    indexes: list[tuple[list[str], Located]] = field(default_factory=list)
+    indexes: list[tuple[list[Located], Located]] = field(default_factory=list)  # (attribute names, index)
     key_source: str | None = None
+    name_location: SourceLocation | None = None  # where the table is named: errors about the whole table
 
 
 @dataclass
@@ -81,6 +86,7 @@ class Document:
     database: str | None
     tables: list[TableDecl]
     views: list[View]
+    database_location: SourceLocation | None = None
 
 
 def read_document(root: Located) -> Document:
@@ -99,7 +105,8 @@ def read_document(root: Located) -> Document:
     database = expect_string(top["database"], "'database'") if "database" in top else None
     description = expect_string(top["description"], "'description'") if "description" in top else ""
     views = _read_views(top["views"], root.location.path) if "views" in top else []
-    return Document(root.location.path, schema, description, database, tables, views)
+    database_location = top["database"].location if "database" in top else None
+    return Document(root.location.path, schema, description, database, tables, views, database_location)
 
 
 def _check_table_name(name: object, key_node: Located) -> str:
@@ -114,37 +121,52 @@ def _read_table(name: object, node: Located, schema: str, key_location, root: Lo
     name = _check_table_name(name, key_node)
     body = expect_mapping(node, f"table '{name}'")
     check_keys(node, TABLE_FIELDS, f"table '{name}'")
-    tier_node = require(body, "tier", node, f"table '{name}'")
+    if "tier" not in body:
+        raise fail(f"table '{name}' needs 'tier: {' | '.join(TIERS)}'", key_node)
+    tier_node = body["tier"]
     tier = tier_node.value
     if tier not in TIERS:
         raise fail(f"unknown tier {tier!r} for table '{name}'; expected one of {', '.join(TIERS)}", tier_node)
-    table = TableDecl(name, schema, tier, node)
+    table = TableDecl(name, schema, tier, node, name_location=key_location)
     _read_body(table, body)
+    derived = tier in ("computed", "imported")
     if "make" in body:
-        if tier not in ("computed", "imported"):
-            raise fail(f"'make' is only for computed and imported tables; '{name}' is {tier}", body["make"])
+        if not derived:
+            raise _misplaced(node, "make", f"only for computed and imported tables; '{name}' is {tier}")
         table.make = _read_make(body["make"], name)
-    elif tier in ("computed", "imported"):
-        raise fail(f"{tier} table '{name}' needs 'make: module:function'", node)
+    elif derived:
+        raise fail(f"{tier} table '{name}' needs 'make: module:function'", key_node)
     if "contents" in body:
         if tier != "lookup":
-            raise fail(f"'contents' is only for lookup tables; '{name}' is {tier}", body["contents"])
+            raise _misplaced(node, "contents", f"only for lookup tables; '{name}' is {tier}")
         table.contents = body["contents"]
         expect_list(body["contents"], "'contents'")
     if "key_source" in body:
-        if tier not in ("computed", "imported"):
-            raise fail("'key_source' is only for computed and imported tables", body["key_source"])
+        if not derived:
+            raise _misplaced(node, "key_source", f"only for computed and imported tables; '{name}' is {tier}")
         table.key_source = expect_string(body["key_source"], "'key_source'")
     if "parts" in body:
         parts_node = body["parts"]
         for part_name, part_node in expect_mapping(parts_node, "'parts'").items():
-            part_key = Located(part_name, parts_node.key_locations[part_name])
-            part_name = _check_table_name(part_name, part_key)
-            check_keys(part_node, PART_FIELDS, f"part '{name}.{part_name}'")
-            part = TableDecl(f"{name}.{part_name}", schema, "part", part_node, master=name)
-            _read_body(part, expect_mapping(part_node, f"part '{part_name}'"))
-            table.parts.append(part)
+            table.parts.append(
+                _read_part(name, part_name, part_node, parts_node.key_locations[part_name], schema)
+            )
     return table
+
+
+def _misplaced(table_node: Located, field_name: str, why: str) -> ManifestError:
+    return ManifestError(f"'{field_name}' is {why}", table_node.key_locations[field_name])
+
+
+def _read_part(
+    master: str, name: object, node: Located, key_location: SourceLocation, schema: str
+) -> TableDecl:
+    name = _check_table_name(name, Located(name, key_location))
+    body = expect_mapping(node, f"part '{master}.{name}'") if node.value is not None else {}
+    check_keys(node, PART_FIELDS, f"part '{master}.{name}'")
+    part = TableDecl(f"{master}.{name}", schema, "part", node, master=master, name_location=key_location)
+    _read_body(part, body)
+    return part
 
 
 def _read_body(table: TableDecl, body: dict[str, Located]) -> None:
@@ -160,7 +182,11 @@ def _read_body(table: TableDecl, body: dict[str, Located]) -> None:
                 table.dependencies.append(_read_dependency(item, in_key))
     if "indexes" in body:
         for index in expect_list(body["indexes"], "'indexes'"):
-            names = [expect_string(n, "an index attribute") for n in as_list(index, "an index")]
+            names = as_list(index, "an index")
+            if not names:
+                raise fail("an index needs at least one attribute, e.g. [image_name]", index)
+            for name in names:
+                expect_string(name, "an index attribute")
             table.indexes.append((names, index))
 
 
@@ -172,57 +198,79 @@ def _read_attributes(node: Located, in_key: bool) -> list[Attribute]:
     return [_read_attribute(name, spec, node.key_locations[name], in_key) for name, spec in mapping.items()]
 
 
-def _read_attribute(name: object, spec: Located, key_location, in_key: bool) -> Attribute:
+def _read_attribute(name: object, spec: Located, key_location: SourceLocation, in_key: bool) -> Attribute:
     name = check_attribute_name(name, Located(name, key_location))
     comment, default, has_default, nullable = "", None, False, False
+    fields = spec.value if isinstance(spec.value, dict) else {}
     if isinstance(spec.value, dict):
         check_keys(spec, ATTRIBUTE_FIELDS, f"attribute '{name}'")
-        type_node = require(spec.value, "type", spec, f"attribute '{name}'")
+        type_node = require(fields, "type", spec, f"attribute '{name}'")
         attribute_type = parse_type(type_node.value, type_node)
-        if "comment" in spec.value:
-            comment = expect_string(spec.value["comment"], "'comment'")
-        if "nullable" in spec.value:
-            nullable = expect_bool(spec.value["nullable"], "'nullable'")
-        if "default" in spec.value:
-            has_default, default_node = True, spec.value["default"]
-            default = default_node.value
-            if default is None:
-                nullable = True  # `default: null` makes the attribute optional
-            else:
-                try:
-                    default = convert_value(default, attribute_type)
-                except InvalidValue as exc:
-                    raise fail(f"default of '{name}': {exc}", default_node) from None
-                if attribute_type.kind in ("blob", "json"):
-                    raise fail(f"a {attribute_type.kind} attribute cannot have a default", default_node)
+        if "comment" in fields:
+            comment = expect_string(fields["comment"], "'comment'")
+        if "nullable" in fields:
+            nullable = expect_bool(fields["nullable"], "'nullable'")
+        if "default" in fields:
+            has_default, default = True, _read_default(name, fields, attribute_type)
+            nullable = nullable or default is None  # `default: null` makes the attribute optional
     else:
+        type_node = spec
         attribute_type = parse_type(spec.value, spec)
-    if in_key and (nullable or has_default):
-        raise fail(f"key attribute '{name}' cannot be nullable or have a default", spec)
-    if in_key and attribute_type.kind in ("blob", "json", "text"):
-        raise fail(f"key attribute '{name}' cannot be of type {attribute_type.kind}", spec)
+    if in_key:
+        if has_default:
+            raise fail(f"key attribute '{name}' cannot have a default", fields["default"])
+        if nullable:
+            raise fail(f"key attribute '{name}' cannot be nullable", fields["nullable"])
+        if attribute_type.kind in ("blob", "json", "text"):
+            raise fail(
+                f"key attribute '{name}' cannot be of type {attribute_type.kind}; "
+                "use an integer, varchar(n), char(n), date, uuid or enum",
+                type_node,
+            )
     return Attribute(
-        name, attribute_type, in_key, nullable, default, has_default, comment, None, spec.location
+        name, attribute_type, in_key, nullable, default, has_default, comment, None, key_location
     )
+
+
+def _read_default(name: str, fields: dict[str, Located], attribute_type: AttributeType) -> Any:
+    default_node = fields["default"]
+    if default_node.value is None:
+        if "nullable" in fields and fields["nullable"].value is False:
+            raise fail(f"'default: null' makes '{name}' nullable; drop 'nullable: false'", fields["nullable"])
+        return None
+    if attribute_type.kind in ("blob", "json"):
+        raise fail(f"a {attribute_type.kind} attribute cannot have a default other than null", default_node)
+    try:
+        return convert_value(default_node.plain(), attribute_type)
+    except InvalidValue as exc:
+        raise fail(f"default of '{name}': {exc}", default_node) from None
 
 
 def _read_dependency(node: Located, in_key: bool) -> DependencyDecl:
     if isinstance(node.value, str):
         return DependencyDecl(expect_string(node, "a dependency"), in_key, {}, False, False, node)
-    spec = expect_mapping(node, "a dependency")
+    if not isinstance(node.value, dict):
+        raise fail(f"a dependency must be a table name or {{table: Name, ...}}, got {kind_of(node)}", node)
+    spec = node.value
     check_keys(node, DEPENDENCY_FIELDS, "a dependency")
     target = expect_string(require(spec, "table", node, "a dependency"), "'table'")
     rename: dict[str, str] = {}
+    rename_nodes: dict[str, Located] = {}
     if "rename" in spec:
-        for old, new_node in expect_mapping(spec["rename"], "'rename'").items():
-            rename[str(old)] = check_attribute_name(new_node.value, new_node)
+        renames = spec["rename"]
+        for old, new_node in expect_mapping(renames, "'rename'").items():
+            new = check_attribute_name(new_node.value, new_node)
+            if new in rename.values():
+                raise fail(f"two attributes are renamed to '{new}'", new_node)
+            rename[str(old)] = new
+            rename_nodes[str(old)] = Located(old, renames.key_locations[old])
     nullable = expect_bool(spec["nullable"], "'nullable'") if "nullable" in spec else False
     unique = expect_bool(spec["unique"], "'unique'") if "unique" in spec else False
     if in_key and nullable:
         raise fail(
             "a 'depends' dependency is part of the primary key and cannot be nullable", spec["nullable"]
         )
-    return DependencyDecl(target, in_key, rename, nullable, unique, node)
+    return DependencyDecl(target, in_key, rename, nullable, unique, node, rename_nodes)
 
 
 def _read_make(node: Located, table: str) -> MakeDecl:

@@ -33,25 +33,25 @@ def fail(message: str, node: Located) -> ManifestError:
 
 def expect_mapping(node: Located, what: str) -> dict[str, Located]:
     if not isinstance(node.value, dict):
-        raise fail(f"{what} must be a mapping, got {_kind(node)}", node)
+        raise fail(f"{what} must be a mapping, got {kind_of(node)}", node)
     return node.value
 
 
 def expect_list(node: Located, what: str) -> list[Located]:
     if not isinstance(node.value, list):
-        raise fail(f"{what} must be a list, got {_kind(node)}", node)
+        raise fail(f"{what} must be a list, got {kind_of(node)}", node)
     return node.value
 
 
 def expect_string(node: Located, what: str) -> str:
     if not isinstance(node.value, str) or not node.value.strip():
-        raise fail(f"{what} must be a non-empty string, got {_kind(node)}", node)
+        raise fail(f"{what} must be a non-empty string, got {kind_of(node)}", node)
     return node.value.strip()
 
 
 def expect_bool(node: Located, what: str) -> bool:
     if not isinstance(node.value, bool):
-        raise fail(f"{what} must be true or false, got {_kind(node)}", node)
+        raise fail(f"{what} must be true or false, got {kind_of(node)}", node)
     return node.value
 
 
@@ -75,7 +75,7 @@ def require(mapping: dict[str, Located], key: str, node: Located, what: str) -> 
     return mapping[key]
 
 
-def _kind(node: Located) -> str:
+def kind_of(node: Located) -> str:
     value = node.value
     if value is None:
         return "nothing"
@@ -102,6 +102,8 @@ def check_attribute_name(name: object, node: Located) -> str:
 
 
 _TYPE = re.compile(r"\s*([a-z0-9_]+)\s*(?:\((.*)\))?\s*\Z", re.DOTALL)
+# ASCII only: str.isdigit() also accepts '²', which int() then refuses.
+_DIGITS = re.compile(r"[0-9]+\Z")
 
 
 def parse_type(text: object, node: Located) -> AttributeType:
@@ -123,11 +125,11 @@ def parse_type(text: object, node: Located) -> AttributeType:
         raise fail(f"type {kind} needs parameters, e.g. {_EXAMPLES[kind]}", node)
     parts = [p.strip() for p in argument.split(",")]
     if kind in ("varchar", "char"):
-        if len(parts) != 1 or not parts[0].isdigit() or not 0 < int(parts[0]) <= 65535:
+        if len(parts) != 1 or not _DIGITS.match(parts[0]) or not 0 < int(parts[0]) <= 65535:
             raise fail(f"{kind} needs one length between 1 and 65535, e.g. {_EXAMPLES[kind]}", node)
         return AttributeType(kind, length=int(parts[0]))
     if kind == "decimal":
-        if len(parts) != 2 or not all(p.isdigit() for p in parts):
+        if len(parts) != 2 or not all(_DIGITS.match(p) for p in parts):
             raise fail("decimal needs precision and scale, e.g. decimal(8,3)", node)
         precision, scale = int(parts[0]), int(parts[1])
         if not 0 < precision <= 38 or scale > precision:
@@ -138,8 +140,9 @@ def parse_type(text: object, node: Located) -> AttributeType:
     values = tuple(p.strip("'\"") for p in parts)
     if any(not v for v in values):
         raise fail("enum values must be non-empty, e.g. enum(left, right)", node)
-    if len(set(values)) != len(values):
-        raise fail(f"enum has a repeated value: {', '.join(values)}", node)
+    repeated = next((v for i, v in enumerate(values) if v in values[:i]), None)
+    if repeated is not None:
+        raise fail(f"enum value '{repeated}' is repeated in {text.strip()}", node)
     return AttributeType(kind, values=values)
 
 

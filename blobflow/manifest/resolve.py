@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import difflib
 import graphlib
 from collections.abc import Mapping
 from dataclasses import replace as _replace
 from typing import Any
 
-from blobflow.errors import ManifestError
+from blobflow.errors import ManifestError, SourceLocation
 from blobflow.manifest.declarations import DependencyDecl, Document, MakeDecl, TableDecl
-from blobflow.manifest.fields import fail
+from blobflow.manifest.fields import MAX_NAME_LENGTH, fail
 from blobflow.manifest.yamlnodes import Located
-from blobflow.model import Attribute, ForeignKey, Make, MakeInput, Pipeline, Table, View
+from blobflow.model import Attribute, ForeignKey, Make, MakeInput, Pipeline, Table, View, sql_table_name
 from blobflow.values import InvalidValue, convert_value
 
 
@@ -38,15 +39,39 @@ def build_pipeline(documents: list[Document], root: str) -> Pipeline:
 
 def _collect(documents: list[Document]) -> dict[str, TableDecl]:
     declarations: dict[str, TableDecl] = {}
+    sql_names: dict[tuple[str, str], TableDecl] = {}
     for document in documents:
         for table in document.tables:
             for decl in (table, *table.parts):
                 qualified = f"{decl.schema}.{decl.name}"
                 if qualified in declarations:
-                    first = declarations[qualified].node.location
-                    raise fail(f"table '{decl.name}' is declared twice (first at {first})", decl.node)
+                    first = _where(declarations[qualified])
+                    message = f"table '{decl.name}' is declared twice (first at {first})"
+                    raise ManifestError(message, _where(decl))
+                _check_sql_name(decl, sql_names)
                 declarations[qualified] = decl
     return declarations
+
+
+def _check_sql_name(decl: TableDecl, sql_names: dict[tuple[str, str], TableDecl]) -> None:
+    """Distinct names can meet in SQL (HTTPLog, HttpLog -> http_log): refuse before the database does."""
+    sql_name = sql_table_name(decl.name)
+    other = sql_names.setdefault((decl.schema, sql_name), decl)
+    if other is not decl:
+        raise ManifestError(
+            f"tables '{other.name}' and '{decl.name}' would both be '{sql_name}' in SQL; rename one",
+            _where(decl),
+        )
+    if len(sql_name) > MAX_NAME_LENGTH:
+        raise ManifestError(
+            f"table '{decl.name}' is '{sql_name}' in SQL, longer than {MAX_NAME_LENGTH} characters",
+            _where(decl),
+        )
+
+
+def _where(decl: TableDecl) -> SourceLocation:
+    """Where a table is named: errors about a table as a whole point there."""
+    return decl.name_location or decl.node.location
 
 
 def _resolve(
@@ -60,18 +85,31 @@ def _resolve(
     for candidate in candidates:
         if candidate in declarations:
             return candidate
+    raise fail(f"unknown table '{target}'; {_unknown_table_hint(target, schema, declarations)}", node)
+
+
+def _unknown_table_hint(target: str, schema: str, declarations: Mapping[str, TableDecl]) -> str:
+    local = [q.split(".", 1)[1] for q in declarations if q.startswith(f"{schema}.")]
     elsewhere = [q for q in declarations if q.split(".", 1)[1] == target]
-    hint = f"; did you mean '{elsewhere[0]}'?" if elsewhere else ""
-    lowered = [q for q in declarations if q.lower() == candidates[-1].lower()]
-    if lowered and not hint:
-        hint = f"; names are case-sensitive: did you mean '{lowered[0].split('.', 1)[1]}'?"
-    raise fail(f"unknown table '{target}'{hint}", node)
+    if elsewhere:
+        return f"it is in another schema: write '{elsewhere[0]}'"
+    parts = [name for name in local if name.endswith(f".{target}")]
+    if parts:
+        return f"a part is named with its master: did you mean '{parts[0]}'?"
+    lowered = [name for name in local if name.lower() == target.lower()]
+    if lowered:
+        return f"names are case-sensitive: did you mean '{lowered[0]}'?"
+    close = difflib.get_close_matches(target, local, n=1)
+    if close:
+        return f"did you mean '{close[0]}'?"
+    return "expected one of: " + ", ".join(local)
 
 
 def _parent_names(
     decl: TableDecl, declarations: Mapping[str, TableDecl], schemas: tuple[str, ...]
 ) -> list[str]:
     names = [f"{decl.schema}.{decl.master}"] if decl.master else []
+    seen: list[tuple[str, dict[str, str]]] = []
     for dependency in decl.dependencies:
         parent = _resolve(dependency.target, decl.schema, declarations, schemas, dependency.node)
         if parent == f"{decl.schema}.{decl.name}":
@@ -80,6 +118,18 @@ def _parent_names(
             raise fail(
                 f"table '{decl.name}' cannot depend on its own part '{dependency.target}'", dependency.node
             )
+        if decl.master and parent == names[0] and not dependency.rename:
+            raise fail(
+                f"part '{decl.name}' already depends on its master '{decl.master}'; remove this dependency",
+                dependency.node,
+            )
+        if (parent, dependency.rename) in seen:
+            raise fail(
+                f"table '{decl.name}' depends on '{dependency.target}' twice; "
+                "give the second dependency a 'rename'",
+                dependency.node,
+            )
+        seen.append((parent, dependency.rename))
         names.append(parent)
     return names
 
@@ -89,9 +139,26 @@ def _topological_order(parents: dict[str, list[str]], declarations: Mapping[str,
     try:
         return list(sorter.static_order())
     except graphlib.CycleError as exc:
-        cycle = exc.args[1]
-        path = " -> ".join(name.split(".", 1)[1] for name in reversed(cycle))
-        raise fail(f"dependency cycle: {path}", declarations[cycle[0]].node) from None
+        raise _cycle_error(exc.args[1], parents, declarations) from None
+
+
+def _cycle_error(
+    cycle: list[str], parents: dict[str, list[str]], declarations: Mapping[str, TableDecl]
+) -> ManifestError:
+    """Report a cycle from the first-declared table on it, pointing at that table's dependency that
+    leads into the cycle. graphlib lists each table before the tables that depend on it."""
+    path = list(reversed(cycle[1:]))  # each table depends on the next one (cyclically)
+    order = list(declarations)
+    start = min(range(len(path)), key=lambda i: order.index(path[i]))
+    path = path[start:] + path[:start]
+    names = " -> ".join(name.split(".", 1)[1] for name in [*path, path[0]])
+    first, parent = declarations[path[0]], path[1 % len(path)]
+    own = parents[path[0]][1:] if first.master else parents[path[0]]
+    location = next(
+        (d.node.location for d, p in zip(first.dependencies, own) if p == parent),
+        _where(first),  # the edge is the implicit one from a part to its master
+    )
+    return ManifestError(f"dependency cycle: {names}", location)
 
 
 def _build_table(decl: TableDecl, tables: Mapping[str, Table], parent_names: list[str]) -> Table:
@@ -114,7 +181,9 @@ def _build_table(decl: TableDecl, tables: Mapping[str, Table], parent_names: lis
         builder.add_own(attribute)
     attributes = builder.ordered()
     if not any(a.in_key for a in attributes):
-        raise fail(f"table '{decl.name}' has no primary key; declare 'key' or 'depends'", decl.node)
+        raise ManifestError(
+            f"table '{decl.name}' has no primary key; declare 'key' or 'depends'", _where(decl)
+        )
     table = Table(
         name=decl.name,
         schema=decl.schema,
@@ -146,17 +215,23 @@ class _AttributeBuilder:
         self.attributes: dict[str, Attribute] = {}
 
     def inherit(self, parent: Table, dependency: DependencyDecl, in_key: bool) -> ForeignKey:
-        unknown = set(dependency.rename) - set(parent.primary_key)
-        if unknown:
-            raise fail(
-                f"cannot rename '{sorted(unknown)[0]}': not in {parent.name}'s primary key "
-                f"({', '.join(parent.primary_key)})",
-                dependency.node,
-            )
+        for old in dependency.rename:
+            if old not in parent.primary_key:
+                raise fail(
+                    f"cannot rename '{old}': not in {parent.name}'s primary key "
+                    f"({', '.join(parent.primary_key)})",
+                    dependency.rename_nodes.get(old, dependency.node),
+                )
         columns = []
-        for parent_name in parent.primary_key:
+        names = [dependency.rename.get(p, p) for p in parent.primary_key]
+        for parent_name, name in zip(parent.primary_key, names):
+            if names.count(name) > 1:
+                raise fail(
+                    f"the dependency on {parent.name} would give '{self.table}' attribute '{name}' twice; "
+                    "rename it to another name",
+                    dependency.rename_nodes.get(parent_name, dependency.node),
+                )
             source = parent.attribute(parent_name)
-            name = dependency.rename.get(parent_name, parent_name)
             attribute = Attribute(
                 name,
                 source.type,
@@ -210,13 +285,21 @@ class _AttributeBuilder:
         return tuple([a for a in values if a.in_key] + [a for a in values if not a.in_key])
 
 
-def _check_index(decl: TableDecl, names: list[str], node: Located, attributes: tuple[Attribute, ...]):
-    known = {a.name for a in attributes}
-    for name in names:
+def _check_index(
+    decl: TableDecl, name_nodes: list[Located], node: Located, attributes: tuple[Attribute, ...]
+) -> tuple[str, ...]:
+    known = [a.name for a in attributes]
+    names: list[str] = []
+    for name_node in name_nodes:
+        name = name_node.value.strip()
         if name not in known:
-            raise fail(f"index on unknown attribute '{name}' of '{decl.name}'", node)
-    if len(set(names)) != len(names):
-        raise fail("an index lists an attribute twice", node)
+            raise fail(
+                f"index on unknown attribute '{name}' of '{decl.name}'; expected one of {', '.join(known)}",
+                name_node,
+            )
+        if name in names:
+            raise fail(f"an index lists attribute '{name}' twice", name_node)
+        names.append(name)
     return tuple(names)
 
 
@@ -280,6 +363,8 @@ def _check_make_inputs(decl: TableDecl, tables: dict[str, Table]) -> None:
     inputs = []
     for name, (source, node) in decl.make.inputs.items():
         parent, attribute = _split_input(source, decl.schema, tables, node)
+        if parent.qualified_name == table.qualified_name:
+            raise fail(f"input '{name}': a table cannot be an input of its own make", node)
         missing = [k for k in parent.primary_key if k not in table.primary_key]
         if missing:
             raise fail(
@@ -309,10 +394,16 @@ def _split_input(
 
 
 def _single_database(documents: list[Document]) -> str | None:
-    urls = {d.database for d in documents if d.database}
-    if len(urls) > 1:
-        raise ManifestError("manifest files name different databases: " + ", ".join(sorted(urls)))
-    return urls.pop() if urls else None
+    named = [d for d in documents if d.database]
+    for document in named[1:]:
+        if document.database != named[0].database:
+            # Name the files, not the URLs: a URL may hold a password.
+            raise ManifestError(
+                f"'database' differs from the one in {named[0].path}; "
+                "name the database in one manifest file only",
+                document.database_location,
+            )
+    return named[0].database if named else None
 
 
 def _collect_views(documents: list[Document]) -> dict[str, View]:

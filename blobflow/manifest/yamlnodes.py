@@ -52,22 +52,54 @@ def load_yaml(text: str, path: str) -> Located:
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as exc:
-        problem = exc.problem or exc.context or "invalid YAML"
-        raise ManifestError(f"invalid YAML: {problem}", _location(path, exc.problem_mark)) from None
+        raise ManifestError(
+            _yaml_problem(exc), _location(path, exc.problem_mark or exc.context_mark)
+        ) from None
     except yaml.YAMLError as exc:  # pragma: no cover - PyYAML raises marked errors for syntax
         raise ManifestError(f"invalid YAML: {exc}", SourceLocation(path, 1, 1)) from None
     if node is None:
         raise ManifestError(
             "the manifest is empty; expected a mapping with 'schema' and 'tables'", SourceLocation(path, 1, 1)
         )
-    return _convert(node, path)
+    return _convert(node, path, set())
+
+
+def _yaml_problem(exc: yaml.MarkedYAMLError) -> str:
+    """PyYAML's problem, plus where the construct it was reading began when that is elsewhere
+    (an unclosed `{` is only noticed lines later)."""
+    problem = exc.problem or exc.context or "invalid YAML"
+    if exc.problem and exc.context and exc.context_mark is not None:
+        where = f"line {exc.context_mark.line + 1}, column {exc.context_mark.column + 1}"
+        return f"invalid YAML: {problem} ({exc.context} started at {where})"
+    return f"invalid YAML: {problem}"
 
 
 _scalars = yaml.SafeLoader("")
 
 
-def _convert(node: yaml.Node, path: str) -> Located:
+def _convert(node: yaml.Node, path: str, active: set[int]) -> Located:
     location = _location(path, node.start_mark)
+    if isinstance(node, (yaml.MappingNode, yaml.SequenceNode)):
+        # An alias may point at a collection that contains it (`a: &x [*x]`); that has no plain value.
+        if id(node) in active:
+            raise ManifestError("recursive YAML alias: a value that contains itself", location)
+        active.add(id(node))
+        try:
+            return _convert_collection(node, path, active, location)
+        finally:
+            active.discard(id(node))
+    try:
+        return Located(_scalars.construct_object(node, deep=True), location)
+    except yaml.constructor.ConstructorError as exc:
+        raise ManifestError(f"invalid YAML value: {exc.problem}", location) from None
+    except Exception:  # PyYAML's constructors trust their regexes: 2024-02-30, `!!bool maybe`, ...
+        kind = node.tag.rpartition(":")[2]
+        what = "date or timestamp" if kind == "timestamp" else kind
+        text = node.value if len(node.value) <= 40 else node.value[:37] + "..."
+        raise ManifestError(f"invalid YAML value {text!r}: not a valid {what}", location) from None
+
+
+def _convert_collection(node: yaml.Node, path: str, active: set[int], location: SourceLocation) -> Located:
     if isinstance(node, yaml.MappingNode):
         values: dict[Any, Located] = {}
         key_locations: dict[Any, SourceLocation] = {}
@@ -77,18 +109,13 @@ def _convert(node: yaml.Node, path: str) -> Located:
                     "YAML merge keys (<<) are not supported in manifests",
                     _location(path, key_node.start_mark),
                 )
-            key = _convert(key_node, path)
+            key = _convert(key_node, path, active)
             if isinstance(key.value, (dict, list)):
                 raise ManifestError("a mapping key must be a plain name", key.location)
             if key.value in values:
                 first = key_locations[key.value]
                 raise ManifestError(f"duplicate key '{key.value}' (first at line {first.line})", key.location)
-            values[key.value] = _convert(value_node, path)
+            values[key.value] = _convert(value_node, path, active)
             key_locations[key.value] = key.location
         return Located(values, location, key_locations)
-    if isinstance(node, yaml.SequenceNode):
-        return Located([_convert(item, path) for item in node.value], location)
-    try:
-        return Located(_scalars.construct_object(node, deep=True), location)
-    except yaml.constructor.ConstructorError as exc:
-        raise ManifestError(f"invalid YAML value: {exc.problem}", location) from None
+    return Located([_convert(item, path, active) for item in node.value], location)
