@@ -6,6 +6,7 @@ Dependencies are kept as written (names, renames); `resolve.py` connects them ac
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from keyword import iskeyword
 from typing import Any
 
 from blobflow.errors import ManifestError, SourceLocation
@@ -203,9 +204,13 @@ def _read_attribute(name: object, spec: Located, key_location: SourceLocation, i
     comment, default, has_default, nullable = "", None, False, False
     fields = spec.value if isinstance(spec.value, dict) else {}
     if isinstance(spec.value, dict):
-        check_keys(spec, ATTRIBUTE_FIELDS, f"attribute '{name}'")
+        if "type" not in fields:
+            check_keys(spec, ATTRIBUTE_FIELDS, f"attribute '{name}'")  # `typ:` gets a did-you-mean
         type_node = require(fields, "type", spec, f"attribute '{name}'")
+        # Parsed before the other fields are checked: a comma in `{type: decimal(8,3)}` splits the
+        # mapping, and the unclosed type explains that better than an unknown field '3)'.
         attribute_type = parse_type(type_node.value, type_node)
+        check_keys(spec, ATTRIBUTE_FIELDS, f"attribute '{name}'")
         if "comment" in fields:
             comment = expect_string(fields["comment"], "'comment'")
         if "nullable" in fields:
@@ -213,6 +218,8 @@ def _read_attribute(name: object, spec: Located, key_location: SourceLocation, i
         if "default" in fields:
             has_default, default = True, _read_default(name, fields, attribute_type)
             nullable = nullable or default is None  # `default: null` makes the attribute optional
+    elif spec.value is None:
+        raise fail(f"attribute '{name}' needs a type, e.g. '{name}: int32'", Located(name, key_location))
     else:
         type_node = spec
         attribute_type = parse_type(spec.value, spec)
@@ -283,7 +290,11 @@ def _read_make(node: Located, table: str) -> MakeDecl:
     if "inputs" in spec:
         for input_name, source in expect_mapping(spec["inputs"], "'inputs'").items():
             name_node = Located(input_name, spec["inputs"].key_locations[input_name])
-            check_attribute_name(input_name, name_node)
+            # Inputs are keyword arguments of the make function, not columns: Python's rules apply.
+            if not isinstance(input_name, str) or not input_name.isidentifier() or iskeyword(input_name):
+                raise fail(
+                    f"invalid input name {input_name!r}; expected a Python name like 'image'", name_node
+                )
             if input_name in ("key", "ctx"):
                 raise fail(f"input name '{input_name}' is reserved for blobflow's own argument", name_node)
             inputs[input_name] = (expect_string(source, f"input '{input_name}'"), source)

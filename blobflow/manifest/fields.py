@@ -109,6 +109,15 @@ _DIGITS = re.compile(r"[0-9]+\Z")
 def parse_type(text: object, node: Located) -> AttributeType:
     """Parse 'int16', 'varchar(100)', 'decimal(8,3)', 'enum(a, b)' into an AttributeType."""
     known = ", ".join((*SCALAR_KINDS, "varchar(n)", "char(n)", "decimal(p,s)", "enum(a,b,...)"))
+    if text is None:
+        raise fail(f"missing attribute type; expected one of {known}", node)
+    if isinstance(text, str) and "(" in text and ")" not in text:
+        # `{type: decimal(8,3)}`: in a flow mapping the comma ends the value, leaving 'decimal(8'.
+        raise fail(
+            f"type {text!r} lacks its closing ')'; inside {{...}} quote a type that has a comma, "
+            f"e.g. {{type: '{_EXAMPLES.get(text.partition('(')[0].strip().lower(), 'decimal(8,3)')}'}}",
+            node,
+        )
     match = _TYPE.match(text) if isinstance(text, str) else None
     if not match:
         raise fail(f"invalid attribute type {text!r}; expected one of {known}", node)

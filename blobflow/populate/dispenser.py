@@ -1,0 +1,108 @@
+"""Handing out pending keys of one table to whoever computes them in this process.
+
+Without reservations the pending keys are planned once, in one query. With reservations (the
+default on PostgreSQL, where other processes may be populating too) keys are claimed chunk by chunk,
+and when none is left to claim while other workers still hold live claims, the dispenser says
+"wait": their keys either get done or their leases run out and become claimable.
+"""
+
+from __future__ import annotations
+
+import collections
+import threading
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+
+from blobflow import db
+from blobflow.database import Database
+from blobflow.model import Table
+from blobflow.populate.planner import Restriction, count_select, pending_select
+from blobflow.populate.reservations import WorkerId, claim_keys
+
+WAIT = "wait"
+
+
+@dataclass(frozen=True)
+class DispenseOptions:
+    reserve: bool
+    lease_seconds: float = 60.0
+    retry_errors: bool = False
+    limit: int | None = None
+    random_order: bool = False
+    restriction: Restriction | None = None
+
+
+class KeyDispenser:
+    """Thread-safe source of keys to compute for one table."""
+
+    def __init__(self, database: Database, table: Table, worker: WorkerId, options: DispenseOptions):
+        self.database, self.table, self.worker, self.options = database, table, worker, options
+        self._lock = threading.Lock()
+        self._remaining = options.limit
+        self._planned: collections.deque[tuple] | None = None
+        self.total = self._count() if options.reserve else len(self._plan())
+
+    def _pending(self, connection: sa.Connection) -> sa.Select:
+        return pending_select(
+            self.database,
+            self.table,
+            now=db.utc_now(connection),
+            retry_errors=self.options.retry_errors,
+            restriction=self.options.restriction,
+        )
+
+    def _count(self) -> int:
+        with self.database.engine.connect() as connection:
+            count = connection.execute(count_select(self._pending(connection))).scalar_one()
+        return count if self._remaining is None else min(count, self._remaining)
+
+    def _plan(self) -> collections.deque[tuple]:
+        with self.database.engine.connect() as connection:
+            select = self._pending(connection)
+            columns = [select.selected_columns[k] for k in self.table.primary_key]
+            select = select.order_by(*([sa.func.random()] if self.options.random_order else columns))
+            if self._remaining is not None:
+                select = select.limit(self._remaining)
+            self._planned = collections.deque(tuple(row) for row in connection.execute(select))
+        return self._planned
+
+    def take(self, count: int) -> list[tuple] | str:
+        """Up to `count` keys now held by this process; [] when all is done; WAIT when others hold
+        the only keys left."""
+        with self._lock:
+            if self._remaining is not None:
+                count = min(count, self._remaining)
+            if count <= 0:
+                return []
+            if self._planned is not None:
+                keys = [self._planned.popleft() for _ in range(min(count, len(self._planned)))]
+            else:
+                keys = self._claim(count)
+                if not keys and self._others_hold_claims():
+                    return WAIT
+            if self._remaining is not None:
+                self._remaining -= len(keys)
+            return keys
+
+    def _claim(self, count: int) -> list[tuple]:
+        with self.database.engine.begin() as connection:
+            return claim_keys(
+                connection,
+                self.database,
+                self.table,
+                self.worker,
+                limit=count,
+                lease_seconds=self.options.lease_seconds,
+                retry_errors=self.options.retry_errors,
+                restriction=self.options.restriction,
+                random_order=self.options.random_order,
+            )
+
+    def _others_hold_claims(self) -> bool:
+        jobs = self.database.sql.jobs[self.table.qualified_name]
+        with self.database.engine.connect() as connection:
+            select = sa.select(sa.literal(1)).where(
+                jobs.c.status == "reserved", jobs.c.worker != self.worker.id
+            )
+            return connection.execute(select.limit(1)).first() is not None

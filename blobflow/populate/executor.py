@@ -1,0 +1,193 @@
+"""Running populate: tables upstream first, keys in adaptive chunks, in this process and in workers.
+
+With `jobs=1` this process computes every key. With `jobs=N` it spawns N-1 worker processes and
+computes too; a dispatcher thread feeds the workers and notices when one dies. Ctrl-C stops
+everything: finished keys are written, claims are released, and KeyboardInterrupt propagates.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from blobflow import db
+from blobflow.database import Database
+from blobflow.graph import populate_order
+from blobflow.model import Table
+from blobflow.populate.chunks import next_chunk_size
+from blobflow.populate.dispenser import WAIT, DispenseOptions, KeyDispenser
+from blobflow.populate.make import Computed, MakeCaller
+from blobflow.populate.planner import Restriction
+from blobflow.populate.reservations import KeyError_, WorkerId, release_claims, renew_leases
+from blobflow.populate.writer import write_results
+
+WAIT_SECONDS = 0.5
+
+
+@dataclass
+class PopulateOptions:
+    jobs: int = 1
+    retry_errors: bool = False
+    limit: int | None = None
+    random_order: bool = False
+    reserve: bool | None = None  # None: reserve on PostgreSQL, where other processes may populate too
+    lease_seconds: float = 60.0
+    restriction: Restriction | None = None
+    target_chunk_seconds: float = 0.25  # how much computing to do between writes
+
+
+@dataclass
+class TableSummary:
+    computed: int = 0
+    failed: int = 0
+    skipped: int = 0  # computed meanwhile by another process
+    seconds: float = 0.0
+    errors: list[KeyError_] = field(default_factory=list)
+
+    def add(self, computed: int, failed: Sequence[KeyError_], skipped: int) -> None:
+        self.computed += computed
+        self.failed += len(failed)
+        self.skipped += skipped
+        self.errors.extend(failed)
+
+
+ProgressCallback = Callable[[str, str, int, TableSummary], None]  # (event, table, total, summary)
+
+
+def populate(
+    database: Database,
+    targets: Sequence[Table] | None,
+    options: PopulateOptions,
+    progress: ProgressCallback | None = None,
+) -> dict[str, TableSummary]:
+    """Compute every pending key of the targets' computed tables and of those upstream of them."""
+    order = populate_order(database.pipeline, [t.qualified_name for t in targets] if targets else None)
+    reserve = db.is_postgres(database.engine) if options.reserve is None else options.reserve
+    worker = WorkerId()
+    summaries: dict[str, TableSummary] = {}
+    heartbeat = _Heartbeat(database, worker, options.lease_seconds) if reserve else None
+    pool = None
+    try:
+        if options.jobs > 1:
+            from blobflow.populate.pool import WorkerPool
+
+            pool = WorkerPool(database, options.jobs - 1)
+        for table in order:
+            dispense = DispenseOptions(
+                reserve,
+                options.lease_seconds,
+                options.retry_errors,
+                options.limit,
+                options.random_order,
+                options.restriction,
+            )
+            dispenser = KeyDispenser(database, table, worker, dispense)
+            summary = summaries[table.name] = TableSummary()
+            _run_table(database, table, worker, dispenser, summary, options, pool, progress)
+    finally:
+        if pool is not None:
+            pool.close()
+        if heartbeat is not None:
+            heartbeat.stop()
+            with database.engine.begin() as connection:
+                release_claims(connection, database, worker)
+    return summaries
+
+
+def _run_table(
+    database: Database,
+    table: Table,
+    worker: WorkerId,
+    dispenser: KeyDispenser,
+    summary: TableSummary,
+    options: PopulateOptions,
+    pool,
+    progress: ProgressCallback | None,
+) -> None:
+    started = time.perf_counter()
+    lock = threading.Lock()
+
+    def report(computed: int, failed: Sequence[KeyError_], skipped: int) -> None:
+        with lock:
+            summary.add(computed, failed, skipped)
+            summary.seconds = time.perf_counter() - started
+            if progress:
+                progress("advance", table.name, dispenser.total, summary)
+
+    if progress:
+        progress("start", table.name, dispenser.total, summary)
+    if pool is not None:
+        pool.start_table(table, dispenser, report, options.target_chunk_seconds)
+    try:
+        compute_locally(database, table, worker, dispenser, report, options.target_chunk_seconds)
+        if pool is not None:
+            pool.finish_table()
+    finally:
+        summary.seconds = time.perf_counter() - started
+        if progress:
+            progress("finish", table.name, dispenser.total, summary)
+
+
+def compute_locally(
+    database: Database,
+    table: Table,
+    worker: WorkerId,
+    dispenser: KeyDispenser,
+    report: Callable[[int, Sequence[KeyError_], int], None],
+    target_seconds: float,
+) -> None:
+    """Take chunks of keys and compute them here until the dispenser runs dry."""
+    caller = MakeCaller(database, table, worker)
+    chunk = 1
+    while True:
+        keys = dispenser.take(chunk)
+        if keys == WAIT:
+            time.sleep(WAIT_SECONDS)
+            continue
+        if not keys:
+            return
+        started = time.perf_counter()
+        computed, failed, skipped = compute_chunk(database, caller, keys)
+        report(computed, failed, skipped)
+        chunk = next_chunk_size(chunk, len(keys), time.perf_counter() - started, target_seconds)
+
+
+def compute_chunk(
+    database: Database, caller: MakeCaller, keys: list[tuple]
+) -> tuple[int, list[KeyError_], int]:
+    """Fetch inputs, compute and write one chunk; on Ctrl-C, write what finished, then stop."""
+    inputs = caller.fetch_inputs(keys)
+    results: list[Computed] = []
+    errors: list[KeyError_] = []
+    try:
+        for key in keys:
+            outcome = caller.compute(key, inputs[key])
+            (results if isinstance(outcome, Computed) else errors).append(outcome)
+    finally:
+        written = write_results(database, caller.table, caller.worker, results, errors)
+    return len(written.written), written.failed, len(written.already_done)
+
+
+class _Heartbeat:
+    """Renews this process's leases every third of a lease, in a thread of its own."""
+
+    def __init__(self, database: Database, worker: WorkerId, lease_seconds: float):
+        self._stop = threading.Event()
+        self._thread = threading.Thread(
+            target=self._run, args=(database, worker, lease_seconds), daemon=True, name="blobflow-heartbeat"
+        )
+        self._thread.start()
+
+    def _run(self, database: Database, worker: WorkerId, lease_seconds: float) -> None:
+        while not self._stop.wait(lease_seconds / 3):
+            try:
+                with database.engine.begin() as connection:
+                    renew_leases(connection, database, worker, lease_seconds)
+            except Exception:  # a missed renewal is retried; the lease has two more thirds to go
+                continue
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)

@@ -1,0 +1,182 @@
+"""Calling a table's make function: inputs fetched for many keys at once, results checked into rows.
+
+Inputs are read in a short transaction before the computations and rows are written after them, so
+no transaction is open while user code runs.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import inspect
+import sys
+import time
+import traceback
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+
+from blobflow import inspection
+from blobflow.callables import import_callable
+from blobflow.database import Database
+from blobflow.errors import DataError
+from blobflow.model import Table
+from blobflow.populate.reservations import KeyError_, WorkerId
+from blobflow.rows import PreparedRows, as_row_dicts, prepare_rows, table_part_names
+from blobflow.tables import PROVENANCE
+
+Key = tuple
+
+
+@dataclass
+class Computed:
+    """One key's result, ready to write: the master row and its part rows."""
+
+    key: Key
+    batches: list[PreparedRows]  # master first, then each part
+
+
+class MakeContext:
+    """The `ctx` argument: read-only access to the pipeline, restricted by the key being computed."""
+
+    def __init__(self, database: Database, key: Mapping[str, Any]):
+        self._database = database
+        self.key = dict(key)
+
+    def fetch(self, table: str, *attributes: str) -> list[dict[str, Any]]:
+        model = self._database.resolve(table)
+        select = inspection.select_rows(self._database, model, self.key, attributes or None)
+        return list(inspection.iter_rows(self._database, select))
+
+    def fetch1(self, table: str, *attributes: str) -> dict[str, Any]:
+        rows = self.fetch(table, *attributes)
+        if len(rows) != 1:
+            raise DataError(f"ctx.fetch1({table!r}) for {self.key}: expected one row, found {len(rows)}")
+        return rows[0]
+
+    def to_arrays(self, table: str, *attributes: str):
+        model = self._database.resolve(table)
+        select = inspection.select_rows(self._database, model, self.key, attributes or None)
+        return inspection.to_arrays(self._database, model, select)
+
+
+class MakeCaller:
+    """Everything needed to compute keys of one table in this process."""
+
+    def __init__(self, database: Database, table: Table, worker: WorkerId):
+        assert table.make is not None
+        self.database = database
+        self.table = table
+        self.worker = worker
+        self.function = import_callable(table.make.reference, database.pipeline.root, table.make.location)
+        self.code_version = _code_version(self.function)
+        parameters = _parameters(self.function)
+        self.pass_key = "key" in parameters or "**" in parameters
+        self.pass_ctx = "ctx" in parameters
+        self.parts = {
+            name: database.pipeline.table(f"{table.qualified_name}.{name}")
+            for name in table_part_names(table)
+        }
+
+    def fetch_inputs(self, keys: Sequence[Key]) -> dict[Key, dict[str, Any]]:
+        """Every declared input for every key: one query per input table, not one per key."""
+        assert self.table.make is not None
+        names = self.table.primary_key
+        inputs: dict[Key, dict[str, Any]] = {key: {} for key in keys}
+        if not self.table.make.inputs:
+            return inputs
+        with self.database.engine.connect() as connection:
+            for make_input in self.table.make.inputs:
+                parent = self.database.pipeline.table(make_input.table)
+                positions = [names.index(k) for k in parent.primary_key]
+                wanted = sorted({tuple(key[i] for i in positions) for key in keys}, key=repr)
+                rows = _rows_by_key(connection, self.database, parent, wanted, make_input.attribute)
+                for key in keys:
+                    found = rows.get(tuple(key[i] for i in positions))
+                    if found is not None:
+                        inputs[key][make_input.name] = found
+        return inputs
+
+    def compute(self, key: Key, inputs: dict[str, Any]) -> Computed | KeyError_:
+        """Run make for one key and check its result; any failure comes back as a KeyError_."""
+        assert self.table.make is not None
+        key_dict = dict(zip(self.table.primary_key, key))
+        missing = [i.name for i in self.table.make.inputs if i.name not in inputs]
+        if missing:
+            return KeyError_(
+                key, "MissingInput", f"no {missing[0]} row for {key_dict} (deleted meanwhile?)", ""
+            )
+        arguments = dict(inputs)
+        if self.pass_key:
+            arguments["key"] = key_dict
+        if self.pass_ctx:
+            arguments["ctx"] = MakeContext(self.database, key_dict)
+        started = time.perf_counter()
+        try:
+            result = self.function(**arguments)
+            seconds = time.perf_counter() - started
+            return Computed(key, self._rows(key_dict, result, seconds))
+        except Exception as exc:  # the user's code failed, or returned rows that do not fit
+            text = "".join(traceback.format_exception(exc))
+            return KeyError_(key, type(exc).__name__, f"{self.table.make.reference}: {exc}", text)
+
+    def _rows(self, key: dict[str, Any], result: Any, seconds: float) -> list[PreparedRows]:
+        if result is None:
+            result = {}
+        if not isinstance(result, Mapping):
+            raise DataError(f"make returned {type(result).__name__}; expected a dict of attributes and parts")
+        master_row = {k: v for k, v in result.items() if k not in self.parts}
+        master = prepare_rows(self.table, [master_row], given=key, label="returned row")
+        provenance = (
+            dt.datetime.now(dt.timezone.utc).replace(tzinfo=None),
+            f"{self.worker.host}:{self.worker.pid}",
+            seconds,
+            self.code_version,
+        )
+        batches = [
+            PreparedRows(
+                self.table, master.columns + PROVENANCE, [master.values[0] + provenance], master.labels
+            )
+        ]
+        for name, part in self.parts.items():
+            if name in result and result[name] is not None:
+                batches.append(prepare_rows(part, as_row_dicts(result[name]), given=key, label=f"{name} row"))
+        return batches
+
+
+def _rows_by_key(
+    connection: sa.Connection, database: Database, parent: Table, keys: list[Key], attribute: str | None
+) -> dict[Key, Any]:
+    sql_table = database.sql[parent.qualified_name]
+    key_columns = [sql_table.c[k] for k in parent.primary_key]
+    value_columns = (
+        [sql_table.c[attribute]] if attribute else [sql_table.c[a.name] for a in parent.attributes]
+    )
+    found: dict[Key, Any] = {}
+    for start in range(0, len(keys), 500):
+        chunk = keys[start : start + 500]
+        select = sa.select(*key_columns, *value_columns).where(sa.tuple_(*key_columns).in_(chunk))
+        for row in connection.execute(select):
+            key, values = tuple(row[: len(key_columns)]), row[len(key_columns) :]
+            found[key] = values[0] if attribute else dict(zip((c.name for c in value_columns), values))
+    return found
+
+
+def _parameters(function: Any) -> set[str]:
+    try:
+        parameters = inspect.signature(function).parameters.values()
+    except (TypeError, ValueError):
+        return {"**"}
+    return {"**" if p.kind is p.VAR_KEYWORD else p.name for p in parameters}
+
+
+def _code_version(function: Any) -> str:
+    """A hash of the source of the module defining the make function: which code made a row."""
+    module = sys.modules.get(getattr(function, "__module__", ""), None)
+    try:
+        source = inspect.getsource(module) if module else repr(function)
+    except (OSError, TypeError):
+        source = repr(function)
+    return hashlib.sha256(source.encode()).hexdigest()[:16]

@@ -1,0 +1,201 @@
+"""Worker processes for `populate --jobs N`: spawned (never forked), each with its own connection.
+
+A dispatcher thread in the parent hands chunks of keys to idle workers. When a worker dies (a
+segfault, os._exit, SIGKILL), the keys of its chunk are retried one per task; a key whose worker
+dies again alone is recorded as failed, and a new worker takes the dead one's place.
+"""
+
+from __future__ import annotations
+
+import collections
+import multiprocessing
+import multiprocessing.connection
+import signal
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from blobflow.database import Database
+from blobflow.model import Pipeline, Table
+from blobflow.populate.chunks import next_chunk_size
+from blobflow.populate.dispenser import WAIT, KeyDispenser
+from blobflow.populate.reservations import KeyError_, WorkerId
+from blobflow.populate.writer import write_results
+
+Report = Callable[[int, Sequence[KeyError_], int], None]
+POLL_SECONDS = 0.2
+
+
+def worker_main(connection: Any, pipeline: Pipeline, url: str, schema_map: dict[str, str]) -> None:
+    """A worker process: compute the chunks the parent sends until told to stop."""
+    from blobflow.populate.executor import compute_chunk
+    from blobflow.populate.make import MakeCaller
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    database = Database(pipeline, url, schema_map)
+    worker = WorkerId()
+    callers: dict[str, MakeCaller] = {}
+    connection.send(("ready",))
+    while True:
+        message = connection.recv()
+        if message[0] == "stop":
+            break
+        _, table_name, keys = message
+        try:
+            if table_name not in callers:
+                callers[table_name] = MakeCaller(database, pipeline.table(table_name), worker)
+            computed, failed, skipped = compute_chunk(database, callers[table_name], keys)
+            connection.send(("done", computed, failed, skipped))
+        except Exception as exc:  # cannot even start (import error, database gone): fail the chunk
+            failed = [KeyError_(key, type(exc).__name__, str(exc), "") for key in keys]
+            connection.send(("done", 0, failed, 0))
+    database.dispose()
+
+
+@dataclass
+class _Worker:
+    process: Any
+    connection: Any
+    ready: bool = False
+    keys: list[tuple] = field(default_factory=list)
+    isolated: bool = False  # running one key retried after a crash
+    chunk: int = 1  # keys per task, adapted to how long this worker's makes take
+    sent_at: float = 0.0
+
+
+class WorkerPool:
+    def __init__(self, database: Database, count: int):
+        self._database = database
+        self._context = multiprocessing.get_context("spawn")
+        self._workers = [self._spawn() for _ in range(count)]
+        self._thread: threading.Thread | None = None
+        self._stopping = threading.Event()
+
+    def _spawn(self) -> _Worker:
+        parent_end, child_end = self._context.Pipe()
+        process = self._context.Process(
+            target=worker_main,
+            name="blobflow-worker",
+            daemon=True,
+            args=(child_end, self._database.pipeline, self._database.url, dict(self._database.schema_map)),
+        )
+        process.start()
+        child_end.close()
+        return _Worker(process, parent_end)
+
+    def start_table(
+        self, table: Table, dispenser: KeyDispenser, report: Report, target_seconds: float
+    ) -> None:
+        self._target_seconds = target_seconds
+        for worker in self._workers:
+            worker.chunk = 1
+        self._thread = threading.Thread(
+            target=self._dispatch, args=(table, dispenser, report), daemon=True, name="blobflow-dispatcher"
+        )
+        self._thread.start()
+
+    def finish_table(self) -> None:
+        """Wait until the workers have finished every key of the current table."""
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+
+    def _dispatch(self, table: Table, dispenser: KeyDispenser, report: Report) -> None:
+        retry: collections.deque[tuple] = collections.deque()
+        dry = False
+        while not self._stopping.is_set():
+            for worker in self._workers:
+                if worker.ready and not worker.keys and not dry:
+                    dry = self._send(worker, table, dispenser, retry)
+            busy = [w for w in self._workers if w.keys]
+            if dry and not busy and not retry:
+                return
+            waiting = [w.connection for w in self._workers] + [w.process.sentinel for w in self._workers]
+            for ready in multiprocessing.connection.wait(waiting, timeout=POLL_SECONDS):
+                worker = next((w for w in self._workers if ready in (w.connection, w.process.sentinel)), None)
+                if worker is not None:
+                    self._handle(worker, table, report, retry)
+            if dry and retry:
+                dry = False  # crashed keys to retry: keep handing out
+
+    def _send(self, worker: _Worker, table: Table, dispenser: KeyDispenser, retry: collections.deque) -> bool:
+        """Give the worker keys; True when the dispenser has no more."""
+        if retry:
+            worker.keys, worker.isolated = [retry.popleft()], True
+        else:
+            keys = dispenser.take(worker.chunk)
+            if keys == WAIT:
+                return False
+            if not keys:
+                return True
+            worker.keys, worker.isolated = list(keys), False
+        worker.sent_at = time.perf_counter()
+        worker.connection.send(("chunk", table.qualified_name, worker.keys))
+        return False
+
+    def _handle(self, worker: _Worker, table: Table, report: Report, retry: collections.deque) -> None:
+        try:
+            if worker.connection.poll():
+                message = worker.connection.recv()
+                if message[0] == "ready":
+                    worker.ready = True
+                else:
+                    _, computed, failed, skipped = message
+                    seconds = time.perf_counter() - worker.sent_at
+                    worker.chunk = next_chunk_size(
+                        worker.chunk, len(worker.keys), seconds, self._target_seconds
+                    )
+                    worker.keys = []
+                    report(computed, failed, skipped)
+                return
+        except (EOFError, OSError):
+            pass
+        if worker.process.is_alive():
+            return
+        self._replace(worker, table, report, retry)
+
+    def _replace(self, dead: _Worker, table: Table, report: Report, retry: collections.deque) -> None:
+        dead.process.join(timeout=1)
+        reason = _exit_reason(dead.process.exitcode)
+        if dead.isolated and dead.keys:
+            error = KeyError_(
+                dead.keys[0], "WorkerDied", f"the worker process died ({reason}) computing this key", ""
+            )
+            outcome = write_results(self._database, table, WorkerId(), [], [error])
+            report(0, outcome.failed, 0)
+        else:
+            retry.extend(dead.keys)
+        self._workers[self._workers.index(dead)] = self._spawn()
+
+    def close(self) -> None:
+        """Stop the workers: politely when idle, by force when busy (Ctrl-C); their transactions roll back."""
+        self._stopping.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        for worker in self._workers:
+            try:
+                if not worker.keys:
+                    worker.connection.send(("stop",))
+            except (OSError, BrokenPipeError):
+                pass
+        deadline = time.monotonic() + 3
+        for worker in self._workers:
+            if worker.keys:
+                worker.process.terminate()
+            worker.process.join(timeout=max(0.1, deadline - time.monotonic()))
+            if worker.process.is_alive():
+                worker.process.kill()
+                worker.process.join(timeout=1)
+
+
+def _exit_reason(exitcode: int | None) -> str:
+    if exitcode is None:
+        return "still running"
+    if exitcode < 0:
+        try:
+            return f"killed by {signal.Signals(-exitcode).name}"
+        except ValueError:
+            return f"killed by signal {-exitcode}"
+    return f"exit status {exitcode}"
