@@ -247,6 +247,192 @@ def drop(settings: Settings, yes: bool) -> None:
     render.message(f"dropped {', '.join(plan.schemas)}")
 
 
+@cli.command()
+@click.argument("tables", nargs=-1)
+@click.option(
+    "-j", "--jobs", default=1, show_default=True, type=click.IntRange(1), help="Processes computing at once."
+)
+@click.option("--limit", type=click.IntRange(1), help="Compute at most N keys per table.")
+@click.option(
+    "--order",
+    type=click.Choice(["original", "random"]),
+    default="original",
+    show_default=True,
+    help="Order in which pending keys are taken.",
+)
+@click.option("--retry-errors", is_flag=True, help="Compute keys that failed before, too.")
+@click.option("--dry-run", is_flag=True, help="Show what is pending, compute nothing.")
+@click.option("--progress/--no-progress", default=True, help="Show progress on stderr.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
+@click.option(
+    "--reserve/--no-reserve",
+    default=None,
+    help="Claim keys in the jobs table so other processes skip them [default: on for PostgreSQL].",
+)
+@click.option(
+    "--lease",
+    "lease_seconds",
+    type=click.FloatRange(0.5),
+    default=60.0,
+    show_default=True,
+    help="Seconds a claim lasts unless renewed; a dead worker's keys are taken after this.",
+)
+@pass_settings
+def populate(
+    settings: Settings,
+    tables: tuple[str, ...],
+    jobs: int,
+    limit: int | None,
+    order: str,
+    retry_errors: bool,
+    dry_run: bool,
+    progress: bool,
+    as_json: bool,
+    reserve: bool | None,
+    lease_seconds: float,
+) -> None:
+    """Compute what is pending: the named tables and every computed table upstream of them
+    (all computed tables when none is named). Exits 1 if any key failed.
+
+    \b
+    Example:
+      blobflow -p pipelines/blobs populate detection --jobs 2
+    """
+    from blobflow.populate.executor import PopulateOptions
+    from blobflow.populate.executor import populate as run_populate
+
+    with settings.open() as pipe:
+        targets = [pipe.table(name).model for name in tables]
+        targets = [pipe.model.table(t.master) if t.master else t for t in targets]
+        if dry_run:
+            _print_plan(pipe, targets)
+            return
+        options = PopulateOptions(
+            jobs=jobs,
+            retry_errors=retry_errors,
+            limit=limit,
+            random_order=order == "random",
+            reserve=reserve,
+            lease_seconds=lease_seconds,
+        )
+        summaries: dict = {}
+        try:
+            with render.PopulateProgress(progress) as display:
+                run_populate(pipe.database, targets or None, options, display, summaries)
+        except KeyboardInterrupt:
+            _print_summary(summaries, as_json)
+            raise
+    _print_summary(summaries, as_json)
+    if any(s.failed for s in summaries.values()):
+        raise click.exceptions.Exit(1)
+
+
+def _print_plan(pipe: PipelineHandle, targets: list) -> None:
+    from blobflow.populate.planner import pending_keys_now
+
+    for table, count, sample in pending_keys_now(pipe.database, targets or None):
+        keys = ", ".join("(" + ", ".join(f"{k}={v}" for k, v in key.items()) + ")" for key in sample)
+        more = f" and {count - len(sample)} more" if count > len(sample) else ""
+        render.print_text(f"{table.name}: {count} pending" + (f": {keys}{more}" if keys else ""))
+
+
+def _print_summary(summaries: dict, as_json: bool) -> None:
+    if as_json:
+        render.print_json(
+            {
+                name: {
+                    "computed": s.computed,
+                    "failed": s.failed,
+                    "skipped": s.skipped,
+                    "seconds": round(s.seconds, 3),
+                }
+                for name, s in summaries.items()
+            }
+        )
+    for name, summary in summaries.items():
+        line = f"{name}: {summary.computed} computed, {summary.failed} failed"
+        if summary.skipped:
+            line += f", {summary.skipped} done by another process"
+        render.message(line + f" in {summary.seconds:.1f} s")
+        for error in summary.errors[:3]:
+            render.message(
+                f"  {error.key}: {error.error_type}: {error.message.splitlines()[0] if error.message else ''}"
+            )
+        if summary.failed:
+            render.message("  `blobflow jobs --errors -v` shows every failure with its traceback")
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list.")
+@pass_settings
+def status(settings: Settings, as_json: bool) -> None:
+    """Per table: rows, and for computed tables the keys pending, in progress and failed.
+
+    \b
+    Example:
+      blobflow -p pipelines/blobs status
+    """
+    from blobflow.populate.status import pipeline_status
+
+    with settings.open() as pipe:
+        rows = pipeline_status(pipe.database)
+    if as_json:
+        render.print_json([vars(row) for row in rows])
+        return
+    blank = lambda value: "-" if value is None else value  # noqa: E731
+    render.print_rows(
+        ["table", "tier", "rows", "pending", "in progress", "errors"],
+        [
+            (r.table, r.tier, blank(r.rows), blank(r.pending), blank(r.reserved), blank(r.errors))
+            for r in rows
+        ],
+    )
+
+
+@cli.command()
+@click.option("--errors", "errors_only", is_flag=True, help="Only failed keys.")
+@click.option("-v", "--verbose", is_flag=True, help="Show tracebacks.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list.")
+@pass_settings
+def jobs(settings: Settings, errors_only: bool, verbose: bool, as_json: bool) -> None:
+    """Keys reserved by running workers and keys whose make failed.
+
+    \b
+    Example:
+      blobflow -p pipelines/blobs jobs --errors -v
+    """
+    from blobflow.populate.status import list_jobs
+
+    with settings.open() as pipe:
+        found = list_jobs(pipe.database, errors_only=errors_only)
+    if as_json:
+        render.print_json([vars(job) | ({} if verbose else {"error_traceback": None}) for job in found])
+        return
+    render.print_rows(
+        ["table", "key", "status", "host", "pid", "since", "error"],
+        [
+            (
+                j.table,
+                _key_text(j.key),
+                j.status,
+                j.host,
+                j.pid,
+                j.reserved_at.isoformat(" ", "seconds"),
+                f"{j.error_type}: {j.error_message}" if j.error_type else "",
+            )
+            for j in found
+        ],
+    )
+    if verbose:
+        for job in found:
+            if job.error_traceback:
+                render.print_text(f"\n{job.table} {_key_text(job.key)}:\n{job.error_traceback.rstrip()}")
+
+
+def _key_text(key: dict) -> str:
+    return ", ".join(f"{k}={v}" for k, v in key.items())
+
+
 def main() -> None:
     """Console-script entry point."""
     cli(prog_name="blobflow")

@@ -107,3 +107,78 @@ def confirm(question: str) -> bool:
     except EOFError:
         return False
     return answer.strip().lower() in ("y", "yes")
+
+
+class PopulateProgress:
+    """Progress of populate: a rich bar per table on a terminal, a plain line every few seconds
+    otherwise (CI logs), nothing when disabled. Called by the executor as its progress callback."""
+
+    PLAIN_INTERVAL = 5.0
+
+    def __init__(self, enabled: bool):
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        self.console = stderr_console()
+        self.enabled = enabled
+        self.live = enabled and self.console.is_terminal
+        self._tasks: dict[str, Any] = {}
+        self._last_line: dict[str, float] = {}
+        self._progress = (
+            Progress(
+                TextColumn("{task.description:<20}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[rate]:>9} keys/s"),
+                TextColumn("{task.fields[failed]}"),
+                TimeElapsedColumn(),
+                TextColumn("eta"),
+                TimeRemainingColumn(),
+                console=self.console,
+                transient=False,
+            )
+            if self.live
+            else None
+        )
+
+    def __enter__(self) -> PopulateProgress:
+        if self._progress is not None:
+            self._progress.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+
+    def __call__(self, event: str, table: str, total: int, summary: Any) -> None:
+        if not self.enabled:
+            return
+        done = summary.computed + summary.failed + summary.skipped
+        rate = done / summary.seconds if summary.seconds > 0 else 0.0
+        failed = f"[red]{summary.failed} failed[/red]" if summary.failed else ""
+        if self._progress is not None:
+            if event == "start":
+                self._tasks[table] = self._progress.add_task(table, total=total, rate="", failed="")
+            self._progress.update(
+                self._tasks[table], completed=done, total=max(total, done), rate=f"{rate:,.1f}", failed=failed
+            )
+            return
+        import time
+
+        now = time.monotonic()
+        if event == "start":
+            self._last_line[table] = now
+            message(f"{table}: {total} pending")
+        elif event == "finish" or now - self._last_line.get(table, 0) >= self.PLAIN_INTERVAL:
+            self._last_line[table] = now
+            state = "done" if event == "finish" else "running"
+            message(
+                f"{table}: {done}/{max(total, done)} {state}, {summary.failed} failed, {rate:,.1f} keys/s, "
+                f"{summary.seconds:.1f} s"
+            )

@@ -57,7 +57,7 @@ class DependencyDecl:
 class MakeDecl:
     reference: str
     inputs: dict[str, tuple[str, Located]]  # input name -> ("Table" or "Table.attr", where)
-    node: Located
+    node: Located  # the function reference: errors importing it point there
 
 
 @dataclass
@@ -298,7 +298,7 @@ def _read_make(node: Located, table: str) -> MakeDecl:
             if input_name in ("key", "ctx"):
                 raise fail(f"input name '{input_name}' is reserved for blobflow's own argument", name_node)
             inputs[input_name] = (expect_string(source, f"input '{input_name}'"), source)
-    return MakeDecl(reference, inputs, node)
+    return MakeDecl(reference, inputs, spec["function"])
 
 
 def _check_reference(node: Located) -> str:
@@ -317,14 +317,13 @@ def _read_views(node: Located, path: str) -> list[View]:
     for name, spec in expect_mapping(node, "'views'").items():
         key_node = Located(name, node.key_locations[name])
         check_name(name, key_node, "view", SCHEMA_NAME, "blobs")
-        description = ""
+        description, function_node = "", spec
         if isinstance(spec.value, dict):
             check_keys(spec, ("function", "description"), f"view '{name}'")
-            reference = _check_reference(require(spec.value, "function", spec, f"view '{name}'"))
+            function_node = require(spec.value, "function", spec, f"view '{name}'")
             if "description" in spec.value:
                 description = expect_string(spec.value["description"], "'description'")
-        else:
-            reference = _check_reference(spec)
+        reference = _check_reference(function_node)
         module, _, function = reference.partition(":")
-        views.append(View(str(name), module, function, description, spec.location))
+        views.append(View(str(name), module, function, description, function_node.location))
     return views

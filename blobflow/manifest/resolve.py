@@ -196,7 +196,7 @@ def _build_table(decl: TableDecl, tables: Mapping[str, Table], parent_names: lis
         parts=tuple(f"{decl.schema}.{part.name}" for part in decl.parts),
         make=_make_without_inputs(decl.make),
         key_source=decl.key_source,
-        location=decl.node.location,
+        location=_where(decl),
     )
     if decl.contents is not None:
         table = _with_contents(table, decl.contents)
@@ -204,7 +204,7 @@ def _build_table(decl: TableDecl, tables: Mapping[str, Table], parent_names: lis
 
 
 def _implicit(master: Table, decl: TableDecl) -> DependencyDecl:
-    return DependencyDecl(master.name, True, {}, False, False, decl.node)
+    return DependencyDecl(master.name, True, {}, False, False, Located(master.name, _where(decl)))
 
 
 class _AttributeBuilder:

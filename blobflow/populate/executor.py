@@ -61,12 +61,17 @@ def populate(
     targets: Sequence[Table] | None,
     options: PopulateOptions,
     progress: ProgressCallback | None = None,
+    summaries: dict[str, TableSummary] | None = None,
 ) -> dict[str, TableSummary]:
-    """Compute every pending key of the targets' computed tables and of those upstream of them."""
+    """Compute every pending key of the targets' computed tables and of those upstream of them.
+
+    `summaries`, when given, is filled as tables run, so a caller interrupted by Ctrl-C can still
+    report what was done.
+    """
     order = populate_order(database.pipeline, [t.qualified_name for t in targets] if targets else None)
     reserve = db.is_postgres(database.engine) if options.reserve is None else options.reserve
     worker = WorkerId()
-    summaries: dict[str, TableSummary] = {}
+    summaries = {} if summaries is None else summaries
     heartbeat = _Heartbeat(database, worker, options.lease_seconds) if reserve else None
     pool = None
     try:

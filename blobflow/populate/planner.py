@@ -73,3 +73,23 @@ def pending_select(
 
 def count_select(select: sa.Select) -> sa.Select:
     return sa.select(sa.func.count()).select_from(select.subquery())
+
+
+def pending_keys_now(database: Database, targets: list[Table] | None, sample: int = 5):
+    """For `populate --dry-run`: per table to populate, upstream first, the keys pending now and a few
+    of them. Keys that upstream work will add are not counted: they do not exist yet."""
+    from blobflow import db
+    from blobflow.graph import populate_order
+
+    plan = []
+    with database.engine.connect() as connection:
+        now = db.utc_now(connection)
+        for table in populate_order(
+            database.pipeline, [t.qualified_name for t in targets] if targets else None
+        ):
+            select = pending_select(database, table, now=now)
+            count = connection.execute(count_select(select)).scalar_one()
+            columns = [select.selected_columns[k] for k in table.primary_key]
+            rows = connection.execute(select.order_by(*columns).limit(sample)).mappings().all()
+            plan.append((table, count, [dict(row) for row in rows]))
+    return plan
