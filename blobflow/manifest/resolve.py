@@ -151,7 +151,9 @@ def _cycle_error(
     order = list(declarations)
     start = min(range(len(path)), key=lambda i: order.index(path[i]))
     path = path[start:] + path[:start]
-    names = " -> ".join(name.split(".", 1)[1] for name in [*path, path[0]])
+    schemas = {name.split(".", 1)[0] for name in path}
+    shown = [name if len(schemas) > 1 else name.split(".", 1)[1] for name in [*path, path[0]]]
+    names = " -> ".join(shown)
     first, parent = declarations[path[0]], path[1 % len(path)]
     own = parents[path[0]][1:] if first.master else parents[path[0]]
     location = next(
