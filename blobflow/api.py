@@ -106,6 +106,68 @@ class TableHandle:
         return describe_table(self.database.pipeline, self.model)
 
 
+class Query:
+    """The rows of a query expression, fetched lazily: `pipe.query("Detection & num_blobs < 300")`."""
+
+    def __init__(self, database: Database, text: str):
+        from blobflow.query import compile_query
+
+        self.database = database
+        self.text = text
+        self.relation = compile_query(database, text)
+
+    def __repr__(self) -> str:
+        return f"<Query {self.text!r}>"
+
+    @property
+    def heading(self) -> tuple[str, ...]:
+        return self.relation.heading
+
+    @property
+    def primary_key(self) -> tuple[str, ...]:
+        return self.relation.primary_key
+
+    def iter(self, *attributes: str, order_by: str | None = None, limit: int | None = None) -> Iterator[dict]:
+        """Stream rows as dicts (all attributes, or the named ones), in primary-key order by default."""
+        from blobflow.query import final_select, iter_rows
+
+        select = final_select(self.relation, order_by=order_by, limit=limit, attributes=attributes or None)
+        return iter_rows(self.database, select)
+
+    def fetch(self, *attributes: str, order_by: str | None = None, limit: int | None = None) -> list[dict]:
+        return list(self.iter(*attributes, order_by=order_by, limit=limit))
+
+    def fetch1(self, *attributes: str) -> dict[str, Any]:
+        rows = list(self.iter(*attributes, limit=2))
+        if len(rows) != 1:
+            raise DataError(
+                f"fetch1 on {self.text!r}: expected one row, found {len(rows) or 'none'}"
+                + (" or more" if len(rows) == 2 else "")
+            )
+        return rows[0]
+
+    def keys(self) -> list[dict[str, Any]]:
+        return self.fetch(*self.relation.primary_key)
+
+    def to_arrays(self, *attributes: str, order_by: str | None = None) -> tuple[np.ndarray, ...]:
+        """One numpy array per attribute, as in the seed: `x, y, r = query.to_arrays("x", "y", "radius")`."""
+        from blobflow.query import final_select, to_arrays
+
+        select = final_select(self.relation, order_by=order_by, attributes=attributes or None)
+        return to_arrays(self.database, self.relation, select)
+
+    def count(self) -> int:
+        import sqlalchemy as sa
+
+        with self.database.engine.connect() as connection:
+            return connection.execute(
+                sa.select(sa.func.count()).select_from(self.relation.subquery())
+            ).scalar_one()
+
+    def __len__(self) -> int:
+        return self.count()
+
+
 class PipelineHandle:
     """A pipeline bound to a database."""
 
@@ -118,6 +180,10 @@ class PipelineHandle:
 
     def table(self, name: str) -> TableHandle:
         return TableHandle(self.database, self.database.resolve(name))
+
+    def query(self, text: str) -> Query:
+        """A query expression: `pipe.query("(Image * Detection).proj(image_name, num_blobs)")`."""
+        return Query(self.database, text)
 
     def init(self) -> InitResult:
         return init_database(self.database)

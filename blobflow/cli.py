@@ -433,6 +433,39 @@ def _key_text(key: dict) -> str:
     return ", ".join(f"{k}={v}" for k, v in key.items())
 
 
+@cli.command()
+@click.argument("expression")
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["table", "csv", "json", "jsonl"]),
+    default="table",
+    show_default=True,
+    help="Output format.",
+)
+@click.option("--limit", type=click.IntRange(0), help="At most N rows.")
+@click.option(
+    "--order-by", metavar="ATTRS", help='Order, e.g. "num_blobs desc, image_id" [default: primary key].'
+)
+@pass_settings
+def query(
+    settings: Settings, expression: str, output_format: str, limit: int | None, order_by: str | None
+) -> None:
+    """Print the rows of a query expression.
+
+    \b
+    Example:
+      blobflow -p pipelines/blobs query "Detection & num_blobs < 300"
+      blobflow -p pipelines/blobs query "(Image * Detection).proj(image_name, num_blobs)" --format csv
+    """
+    from blobflow.query import compile_query, final_select, iter_rows
+
+    with settings.open() as pipe:
+        relation = compile_query(pipe.database, expression)
+        select = final_select(relation, order_by=order_by, limit=limit, raw_blobs=True)
+        render.print_query_rows(relation.heading, iter_rows(pipe.database, select), output_format)
+
+
 def main() -> None:
     """Console-script entry point."""
     cli(prog_name="blobflow")

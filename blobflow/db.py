@@ -83,6 +83,8 @@ def _sqlite_engine(url: URL, schemas: tuple[str, ...]) -> Engine:
         cursor = dbapi_connection.cursor()
         cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA foreign_keys = ON")
+        # LIKE is case-sensitive on PostgreSQL; make SQLite agree so queries give the same rows.
+        cursor.execute("PRAGMA case_sensitive_like = ON")
         for schema in schemas:
             # Schema names are validated identifiers ([a-z][a-z0-9_]*); the file is a bound parameter.
             cursor.execute(f'ATTACH DATABASE ? AS "{schema}"', (schema_file(url, schema),))

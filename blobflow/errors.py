@@ -56,3 +56,16 @@ class BlobDecodeError(DataError):
 
 class UsageError(BlobflowError):
     """A command was asked for something that cannot be done as asked (unknown table, refused prompt)."""
+
+
+class QueryError(BlobflowError):
+    """A query that does not parse or does not fit the pipeline; shows the query with a caret."""
+
+    def __init__(self, message: str, query: str, column: int):
+        super().__init__(message)
+        self.query = query
+        self.column = max(1, column)  # 1-based, like manifest positions
+
+    def __str__(self) -> str:
+        line = " ".join(self.query.splitlines())
+        return f"{self.message} (column {self.column})\n  {line}\n  {' ' * (self.column - 1)}^"

@@ -182,3 +182,28 @@ class PopulateProgress:
                 f"{table}: {done}/{max(total, done)} {state}, {summary.failed} failed, {rate:,.1f} keys/s, "
                 f"{summary.seconds:.1f} s"
             )
+
+
+def print_query_rows(heading: Sequence[str], rows: Any, output_format: str) -> None:
+    """Rows of a query: a table (with "Total: N", as DataJoint prints), CSV, a JSON list or JSON Lines.
+    CSV and JSON Lines stream; the table and the JSON list are built whole."""
+    if output_format == "table":
+        print_rows(heading, [[row[name] for name in heading] for row in rows], total=True)
+    elif output_format == "csv":
+        import csv
+
+        writer = csv.writer(sys.stdout, lineterminator="\n")
+        writer.writerow(heading)
+        for row in rows:
+            writer.writerow([format_cell(row[name]) for name in heading])
+    elif output_format == "jsonl":
+        for row in rows:
+            print(json.dumps({name: json_value(row[name]) for name in heading}, default=json_value))
+    else:
+        print(
+            json.dumps(
+                [{name: json_value(row[name]) for name in heading} for row in rows],
+                indent=2,
+                default=json_value,
+            )
+        )

@@ -1,0 +1,84 @@
+"""The query language: text -> parse tree (parser) -> SQLAlchemy SELECT (compiler) -> rows (here)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import sqlalchemy as sa
+
+from blobflow.database import Database
+from blobflow.query.compiler import QueryCompiler
+from blobflow.query.methods import order_by_clauses
+from blobflow.query.relation import BLOB, Relation
+from blobflow.types import numpy_dtype
+
+__all__ = ["Relation", "compile_query", "final_select", "iter_rows", "to_arrays"]
+
+
+def compile_query(database: Database, text: str) -> Relation:
+    """Compile a query such as "Detection & num_blobs < 300"; errors are QueryErrors with a caret."""
+    return QueryCompiler(database, text).compile()
+
+
+def final_select(
+    relation: Relation,
+    *,
+    order_by: str | None = None,
+    limit: int | None = None,
+    attributes: tuple[str, ...] | None = None,
+    raw_blobs: bool = False,
+) -> sa.Select:
+    """The SELECT to run: ordered (primary key by default, so output is stable), limited, and with
+    blobs left encoded when only their description is shown."""
+    base = relation.subquery()
+    names = attributes or relation.heading
+    for name in names:
+        if name not in relation.heading:
+            from blobflow.errors import QueryError
+
+            raise QueryError(
+                f"'{name}' is not an attribute of the result ({', '.join(relation.heading)})", name, 1
+            )
+    columns = []
+    for name in names:
+        column = base.c[name]
+        if raw_blobs and relation.columns[name].kind == BLOB:
+            column = sa.type_coerce(column, sa.LargeBinary).label(name)
+        columns.append(column)
+    order = (
+        order_by_clauses(None, relation, base, order_by)
+        if order_by
+        else [base.c[n] for n in relation.primary_key]
+    )
+    select = sa.select(*columns).order_by(*order)
+    return select.limit(limit) if limit is not None else select
+
+
+def iter_rows(database: Database, select: sa.Select, batch: int = 2000) -> Iterator[dict[str, Any]]:
+    """Stream rows as dicts: a server-side cursor on PostgreSQL, so big results are not all in memory."""
+    with database.engine.connect() as connection:
+        result = connection.execution_options(stream_results=True, yield_per=batch).execute(select)
+        for row in result.mappings():
+            yield dict(row)
+
+
+def to_arrays(database: Database, relation: Relation, select: sa.Select) -> tuple[np.ndarray, ...]:
+    """One numpy array per selected column, typed as declared where the column is a stored attribute."""
+    with database.engine.connect() as connection:
+        rows = connection.execute(select).all()
+    arrays = []
+    for index, column in enumerate(select.selected_columns):
+        values = [row[index] for row in rows]
+        declared = relation.columns[column.name].type
+        dtype = numpy_dtype(declared) if declared is not None else None
+        if dtype is not None and None not in values:
+            arrays.append(np.asarray(values, dtype=dtype))
+        elif values and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+            arrays.append(np.asarray(values))
+        else:
+            array = np.empty(len(values), dtype=object)
+            array[:] = values
+            arrays.append(array)
+    return tuple(arrays)

@@ -1,0 +1,202 @@
+"""Query expressions -> SQLAlchemy SELECTs, with DataJoint's semantics.
+
+`&` restricts by a condition or, given a relation, is a semijoin on the shared attribute names; `-`
+is the antijoin; `*` the natural join; `+` the union of relations with the same primary key;
+`.proj` keeps, renames and computes attributes (the primary key always stays); `.aggr` adds
+aggregates of another relation per row of this one (rows without matches drop out); `.top` keeps
+the first n rows in an order. User text reaches SQL only as bound parameters and checked names.
+"""
+
+from __future__ import annotations
+
+import lark
+import sqlalchemy as sa
+
+from blobflow.database import Database
+from blobflow.errors import QueryError, UsageError
+from blobflow.query.conditions import ValueCompiler
+from blobflow.query.parser import parse
+from blobflow.query.relation import BOOL, NUMBER, STRING, Column, Relation, kind_of
+
+RELATION_NODES = ("method", "restrict")
+AGGREGATES = ("count", "sum", "avg", "min", "max")
+
+
+class QueryCompiler:
+    def __init__(self, database: Database, text: str):
+        self.database = database
+        self.text = text
+
+    def error(self, message: str, node: lark.Tree | lark.Token) -> QueryError:
+        column = node.column if isinstance(node, lark.Token) else getattr(node.meta, "column", 1)
+        return QueryError(message, self.text, column or 1)
+
+    def compile(self) -> Relation:
+        return self.relation(parse(self.text))
+
+    # relations
+    def relation(self, node: lark.Tree) -> Relation:
+        if node.data in ("name", "member"):
+            return self.table(node)
+        if node.data == "restrict":
+            return self.restrict(self.relation(node.children[0]), node.children[1])
+        if node.data == "sub":
+            return self.restrict(self.relation(node.children[0]), node.children[2], negate=True)
+        if node.data == "mul":
+            return self.join(self.relation(node.children[0]), self.relation(node.children[2]), node)
+        if node.data == "add":
+            return self.union(self.relation(node.children[0]), self.relation(node.children[2]), node)
+        if node.data == "method":
+            return self.method(node)
+        raise self.error("expected a table or a query expression here", node)
+
+    def dotted(self, node: lark.Tree) -> str | None:
+        """'Detection.Blob' for member(name(Detection), Blob); None for anything else."""
+        if node.data == "name":
+            return str(node.children[0])
+        if node.data == "member":
+            head = self.dotted(node.children[0])
+            return None if head is None else f"{head}.{node.children[1]}"
+        return None
+
+    def table(self, node: lark.Tree) -> Relation:
+        name = self.dotted(node)
+        try:
+            table = self.database.resolve(name or "")
+        except UsageError as exc:
+            raise self.error(exc.message, node) from None
+        sql_table = self.database.sql[table.qualified_name]
+        select = sa.select(*[sql_table.c[a.name] for a in table.attributes])
+        columns = {a.name: Column(kind_of(a.type), a.type) for a in table.attributes}
+        return Relation(
+            select, tuple(a.name for a in table.attributes), table.primary_key, columns, table.name
+        )
+
+    def is_relation(self, node: lark.Tree, heading: tuple[str, ...]) -> bool:
+        """Whether a restrictor denotes rows of a table (a semijoin) rather than a condition."""
+        if node.data == "name":
+            return str(node.children[0]) not in heading and self._is_table(str(node.children[0]))
+        if node.data == "member":
+            name = self.dotted(node)
+            return name is not None and self._is_table(name)
+        if node.data in RELATION_NODES:
+            return True
+        if node.data in ("mul", "add", "sub"):
+            return self.is_relation(node.children[0], heading)
+        return False
+
+    def _is_table(self, name: str) -> bool:
+        try:
+            self.database.resolve(name)
+        except UsageError:
+            return False
+        return True
+
+    def restrict(self, relation: Relation, restrictor: lark.Tree, negate: bool = False) -> Relation:
+        base = relation.subquery()
+        columns = {name: base.c[name] for name in relation.heading}
+        if restrictor.data == "string":
+            token = restrictor.children[0]
+            inner = parse(_string_value(token), offset=token.column, whole=self.text)
+            condition = self._condition(relation, inner, columns)
+        elif self.is_relation(restrictor, relation.heading):
+            condition = self._semijoin(columns, self.relation(restrictor), restrictor)
+        else:
+            condition = self._condition(relation, restrictor, columns)
+        select = sa.select(*columns.values()).where(sa.not_(condition) if negate else condition)
+        return Relation(
+            select, relation.heading, relation.primary_key, relation.columns, relation.description
+        )
+
+    def _condition(self, relation: Relation, node: lark.Tree, columns: dict) -> sa.ColumnElement:
+        def semijoin_by_name(name_node: lark.Tree) -> sa.ColumnElement:
+            if not self._is_table(str(name_node.children[0])):
+                known = ", ".join(relation.heading)
+                raise self.error(
+                    f"unknown attribute or table '{name_node.children[0]}' (attributes here: {known})",
+                    name_node,
+                )
+            return self._semijoin(columns, self.table(name_node), name_node)
+
+        values = ValueCompiler(self.text, columns, relation.columns, relation.description, semijoin_by_name)
+        return values.condition(node)
+
+    def _semijoin(self, columns: dict, other: Relation, node: lark.Tree) -> sa.ColumnElement:
+        shared = [name for name in other.heading if name in columns]
+        right = other.subquery()
+        return sa.exists(
+            sa.select(sa.literal(1))
+            .select_from(right)
+            .where(*[columns[name] == right.c[name] for name in shared])
+        )
+
+    def join(self, left: Relation, right: Relation, node: lark.Tree) -> Relation:
+        a, b = left.subquery(), right.subquery()
+        shared = [name for name in right.heading if name in left.heading]
+        for name in shared:
+            if left.columns[name].kind != right.columns[name].kind:
+                raise self.error(
+                    f"cannot join on '{name}': a {left.columns[name].kind} in {left.description}, "
+                    f"a {right.columns[name].kind} in {right.description}",
+                    node,
+                )
+        condition = sa.and_(*[a.c[n] == b.c[n] for n in shared]) if shared else sa.true()
+        primary_key = left.primary_key + tuple(n for n in right.primary_key if n not in left.primary_key)
+        secondary = [n for n in left.heading + right.heading if n not in primary_key]
+        heading = primary_key + tuple(dict.fromkeys(secondary))
+        pick = {n: (a.c[n] if n in left.heading else b.c[n]) for n in heading}
+        select = sa.select(*[pick[n] for n in heading]).select_from(a.join(b, condition))
+        columns = {n: left.columns.get(n) or right.columns[n] for n in heading}
+        return Relation(select, heading, primary_key, columns, f"{left.description} * {right.description}")
+
+    def union(self, left: Relation, right: Relation, node: lark.Tree) -> Relation:
+        if set(left.primary_key) != set(right.primary_key):
+            raise self.error(
+                f"union needs the same primary key on both sides: ({', '.join(left.primary_key)}) "
+                f"and ({', '.join(right.primary_key)})",
+                node,
+            )
+        if set(left.heading) != set(right.heading):
+            raise self.error(
+                f"union needs the same attributes on both sides: ({', '.join(left.heading)}) and "
+                f"({', '.join(right.heading)})",
+                node,
+            )
+        a, b = left.subquery(), right.subquery()
+        union = sa.union(
+            sa.select(*[a.c[n] for n in left.heading]), sa.select(*[b.c[n] for n in left.heading])
+        )
+        result = union.subquery()
+        select = sa.select(*[result.c[n] for n in left.heading])
+        return Relation(
+            select, left.heading, left.primary_key, left.columns, f"{left.description} + {right.description}"
+        )
+
+    # methods
+    def method(self, node: lark.Tree) -> Relation:
+        target, name_token = node.children[0], node.children[1]
+        arguments = node.children[2].children if len(node.children) > 2 else []
+        relation = self.relation(target)
+        name = str(name_token)
+        if name == "proj":
+            from blobflow.query.methods import project
+
+            return project(self, relation, arguments, node)
+        if name == "aggr":
+            from blobflow.query.methods import aggregate
+
+            return aggregate(self, relation, arguments, node)
+        if name == "top":
+            from blobflow.query.methods import top
+
+            return top(self, relation, arguments, node)
+        raise self.error(f"unknown method '{name}'; expected proj, aggr or top", name_token)
+
+
+def _string_value(token: lark.Token) -> str:
+    from blobflow.query.conditions import _unquote
+
+    return _unquote(str(token))
+
+
+__all__ = ["BOOL", "NUMBER", "STRING", "QueryCompiler"]

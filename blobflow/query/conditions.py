@@ -1,0 +1,265 @@
+"""Value expressions and conditions inside a query -> typed SQLAlchemy expressions.
+
+Names are attributes of the relation being restricted or projected; literals become bound
+parameters; kinds are checked so that `num_blobs < 'abc'` is an error, not a database surprise.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import lark
+import numpy as np
+import sqlalchemy as sa
+
+from blobflow.errors import QueryError
+from blobflow.query.relation import BLOB, BOOL, DATE, DATETIME, JSON, NULL, NUMBER, STRING, UUID, Column
+
+
+@dataclass(frozen=True)
+class Value:
+    """A compiled value: the SQL expression, its kind, and whether it is a float32 attribute (whose
+    literals are rounded to float32 so that `threshold = 0.001` finds the stored float32 0.001)."""
+
+    sql: sa.ColumnElement
+    kind: str
+    float32: bool = False
+    literal: Any = None
+    is_literal: bool = False
+
+
+class ValueCompiler:
+    """Compiles the condition grammar's nodes against a set of named columns."""
+
+    def __init__(
+        self,
+        text: str,
+        columns: Mapping[str, sa.ColumnElement],
+        kinds: Mapping[str, Column],
+        relation_name: str,
+        on_relation: Callable[[lark.Tree], sa.ColumnElement] | None = None,
+    ):
+        self.text = text
+        self.columns = columns
+        self.kinds = kinds
+        self.relation_name = relation_name
+        # A restriction may be a relation (a semijoin); the query compiler handles those.
+        self.on_relation = on_relation
+
+    def error(self, message: str, node: lark.Tree | lark.Token) -> QueryError:
+        column = node.column if isinstance(node, lark.Token) else getattr(node.meta, "column", 1)
+        return QueryError(message, self.text, column or 1)
+
+    def condition(self, node: lark.Tree) -> sa.ColumnElement:
+        value = self.value(node)
+        if value.kind != BOOL:
+            raise self.error(f"expected a condition (true or false), got a {value.kind}", node)
+        return value.sql
+
+    def value(self, node: lark.Tree | lark.Token) -> Value:
+        handler = getattr(self, f"_{node.data}", None) if isinstance(node, lark.Tree) else None
+        if handler is None:
+            raise self.error("not allowed inside a condition", node)
+        return handler(node)
+
+    # names and literals
+    def _name(self, node: lark.Tree) -> Value:
+        token = node.children[0]
+        name = str(token)
+        if name not in self.columns:
+            if self.on_relation is not None:
+                return Value(self.on_relation(node), BOOL)
+            known = ", ".join(self.columns)
+            raise self.error(f"unknown attribute '{name}' in {self.relation_name} (it has {known})", token)
+        column = self.kinds[name]
+        return Value(
+            self.columns[name], column.kind, column.type is not None and column.type.kind == "float32"
+        )
+
+    def _number(self, node: lark.Tree) -> Value:
+        text = str(node.children[0])
+        number: int | float = float(text) if any(c in text for c in ".eE") else int(text)
+        if isinstance(number, int) and abs(number) >= 2**63:
+            raise self.error(f"number {text} is too large", node)
+        return Value(sa.literal(number), NUMBER, literal=number, is_literal=True)
+
+    def _string(self, node: lark.Tree) -> Value:
+        text = _unquote(str(node.children[0]))
+        return Value(sa.literal(text, sa.String), STRING, literal=text, is_literal=True)
+
+    def _true(self, node: lark.Tree) -> Value:
+        return Value(sa.true(), BOOL, literal=True, is_literal=True)
+
+    def _false(self, node: lark.Tree) -> Value:
+        return Value(sa.false(), BOOL, literal=False, is_literal=True)
+
+    def _null(self, node: lark.Tree) -> Value:
+        return Value(sa.null(), NULL, literal=None, is_literal=True)
+
+    # logic
+    def _or_(self, node: lark.Tree) -> Value:
+        return Value(sa.or_(self.condition(node.children[0]), self.condition(node.children[2])), BOOL)
+
+    def _and_(self, node: lark.Tree) -> Value:
+        return Value(sa.and_(self.condition(node.children[0]), self.condition(node.children[2])), BOOL)
+
+    def _not_(self, node: lark.Tree) -> Value:
+        return Value(sa.not_(self.condition(node.children[1])), BOOL)
+
+    # comparisons
+    def _compare(self, node: lark.Tree) -> Value:
+        left, operator, right = node.children
+        return self._comparison(left, str(operator), right)
+
+    def _equals(self, node: lark.Tree) -> Value:
+        left, _, right = node.children
+        return self._comparison(left, "=", right)
+
+    def _comparison(self, left_node: lark.Tree, operator: str, right_node: lark.Tree) -> Value:
+        left, right = self.value(left_node), self.value(right_node)
+        left, right = self._agree(left, right, left_node, operator)
+        operations = {
+            "=": "__eq__",
+            "==": "__eq__",
+            "!=": "__ne__",
+            "<>": "__ne__",
+            "<": "__lt__",
+            "<=": "__le__",
+            ">": "__gt__",
+            ">=": "__ge__",
+        }
+        return Value(getattr(left.sql, operations[operator])(right.sql), BOOL)
+
+    def _agree(self, left: Value, right: Value, node: lark.Tree, operator: str) -> tuple[Value, Value]:
+        """Check two values can be compared; make literals match the other side (float32, dates)."""
+        for value in (left, right):
+            if value.kind in (BLOB, JSON):
+                raise self.error(f"a {value.kind} attribute cannot be compared", node)
+        if NULL in (left.kind, right.kind):
+            raise self.error(f"use 'is null' rather than '{operator} null'", node)
+        left, right = _adapt(left, right), _adapt(right, left)
+        if left.kind != right.kind:
+            raise self.error(f"cannot compare a {left.kind} with a {right.kind}", node)
+        return left, right
+
+    def _in_(self, node: lark.Tree, negate: bool = False) -> Value:
+        subject = self.value(node.children[0])
+        items_node = node.children[-1]
+        items = [self._agree(subject, self.value(item), item, "in")[1] for item in items_node.children]
+        clause = subject.sql.in_([item.sql for item in items])
+        return Value(sa.not_(clause) if negate else clause, BOOL)
+
+    def _not_in(self, node: lark.Tree) -> Value:
+        return self._in_(node, negate=True)
+
+    def _between(self, node: lark.Tree, negate: bool = False) -> Value:
+        subject, low, high = (self.value(node.children[i]) for i in (0, -3, -1))
+        low = self._agree(subject, low, node, "between")[1]
+        high = self._agree(subject, high, node, "between")[1]
+        clause = subject.sql.between(low.sql, high.sql)
+        return Value(sa.not_(clause) if negate else clause, BOOL)
+
+    def _not_between(self, node: lark.Tree) -> Value:
+        return self._between(node, negate=True)
+
+    def _like(self, node: lark.Tree, negate: bool = False) -> Value:
+        subject, pattern = self.value(node.children[0]), self.value(node.children[-1])
+        if subject.kind != STRING or pattern.kind != STRING:
+            raise self.error("'like' compares strings", node)
+        clause = subject.sql.like(pattern.sql)
+        return Value(sa.not_(clause) if negate else clause, BOOL)
+
+    def _not_like(self, node: lark.Tree) -> Value:
+        return self._like(node, negate=True)
+
+    def _is_null(self, node: lark.Tree) -> Value:
+        return Value(self.value(node.children[0]).sql.is_(None), BOOL)
+
+    def _is_not_null(self, node: lark.Tree) -> Value:
+        return Value(self.value(node.children[0]).sql.is_not(None), BOOL)
+
+    # arithmetic
+    def _arithmetic(self, node: lark.Tree, operation: Callable[[Any, Any], Any]) -> Value:
+        left, right = self.value(node.children[0]), self.value(node.children[2])
+        for value, child in ((left, node.children[0]), (right, node.children[2])):
+            if value.kind != NUMBER:
+                raise self.error(f"arithmetic needs numbers, got a {value.kind}", child)
+        return Value(operation(left.sql, right.sql), NUMBER)
+
+    def _add(self, node: lark.Tree) -> Value:
+        return self._arithmetic(node, lambda a, b: a + b)
+
+    def _sub(self, node: lark.Tree) -> Value:
+        return self._arithmetic(node, lambda a, b: a - b)
+
+    def _mul(self, node: lark.Tree) -> Value:
+        return self._arithmetic(node, lambda a, b: a * b)
+
+    def _div(self, node: lark.Tree) -> Value:
+        # Always true division, the same on both databases (SQL's integer division differs from Python's).
+        return self._arithmetic(node, lambda a, b: sa.cast(a, sa.Double) / sa.cast(b, sa.Double))
+
+    def _neg(self, node: lark.Tree) -> Value:
+        value = self.value(node.children[1])
+        if value.kind != NUMBER:
+            raise self.error(f"'-' needs a number, got a {value.kind}", node)
+        if value.is_literal:
+            return Value(sa.literal(-value.literal), NUMBER, literal=-value.literal, is_literal=True)
+        return Value(-value.sql, NUMBER)
+
+
+def _adapt(value: Value, other: Value) -> Value:
+    """A literal takes the form of what it is compared with: float32 rounding, dates from strings."""
+    if not value.is_literal:
+        return value
+    if other.float32 and value.kind == NUMBER:
+        rounded = float(np.float32(value.literal))
+        return Value(sa.literal(rounded, sa.Double), NUMBER, literal=rounded, is_literal=True)
+    if other.kind in (DATE, DATETIME) and value.kind == STRING:
+        try:
+            parsed = (dt.date.fromisoformat if other.kind == DATE else dt.datetime.fromisoformat)(
+                value.literal
+            )
+        except ValueError:
+            return value  # reported as a kind mismatch
+        return Value(
+            sa.literal(parsed, sa.Date if other.kind == DATE else sa.DateTime),
+            other.kind,
+            literal=parsed,
+            is_literal=True,
+        )
+    if other.kind == UUID and value.kind == STRING:
+        import uuid
+
+        try:
+            return Value(
+                sa.literal(uuid.UUID(value.literal), sa.Uuid), UUID, literal=value.literal, is_literal=True
+            )
+        except ValueError:
+            return value
+    if other.kind == BOOL and value.kind == NUMBER and value.literal in (0, 1):
+        return Value(
+            sa.true() if value.literal else sa.false(), BOOL, literal=bool(value.literal), is_literal=True
+        )
+    return value
+
+
+_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "\\": "\\", "'": "'", '"': '"'}
+
+
+def _unquote(text: str) -> str:
+    """A quoted string's value; backslash escapes \\n \\t \\r \\\\ \\' \\" (others kept as written)."""
+    body, out, index = text[1:-1], [], 0
+    while index < len(body):
+        char = body[index]
+        if char == "\\" and index + 1 < len(body):
+            following = body[index + 1]
+            out.append(_ESCAPES.get(following, "\\" + following))
+            index += 2
+        else:
+            out.append(char)
+            index += 1
+    return "".join(out)
