@@ -466,6 +466,39 @@ def query(
         render.print_query_rows(relation.heading, iter_rows(pipe.database, select), output_format)
 
 
+@cli.command()
+@click.argument("expression")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--dry-run", is_flag=True, help="Only show what would be deleted.")
+@pass_settings
+def delete(settings: Settings, expression: str, yes: bool, dry_run: bool) -> None:
+    """Delete rows and, cascading, every row that depends on them; shows the counts and asks first.
+
+    \b
+    Example:
+      blobflow -p pipelines/blobs delete "Detection & params_id = 1" --dry-run
+    """
+    from blobflow.delete import execute_delete, plan_delete
+
+    with settings.open() as pipe:
+        plan = plan_delete(pipe.database, expression)
+        if not plan.counts:
+            render.message("nothing to delete: no row matches")
+            return
+        for name, count in plan.counts.items():
+            render.message(f"  {name}: {count} rows")
+        if dry_run:
+            return
+        if not yes:
+            if not sys.stdin.isatty():
+                raise UsageError("delete removes rows: pass --yes when not running on a terminal")
+            if not render.confirm(f"Delete {sum(plan.counts.values())} rows from {len(plan.counts)} tables?"):
+                render.message("nothing deleted")
+                return
+        done = execute_delete(pipe.database, expression)
+    render.message("deleted " + ", ".join(f"{n} {name} rows" for name, n in done.counts.items()))
+
+
 def main() -> None:
     """Console-script entry point."""
     cli(prog_name="blobflow")

@@ -68,9 +68,8 @@ class QueryCompiler:
         sql_table = self.database.sql[table.qualified_name]
         select = sa.select(*[sql_table.c[a.name] for a in table.attributes])
         columns = {a.name: Column(kind_of(a.type), a.type) for a in table.attributes}
-        return Relation(
-            select, tuple(a.name for a in table.attributes), table.primary_key, columns, table.name
-        )
+        heading = tuple(a.name for a in table.attributes)
+        return Relation(select, heading, table.primary_key, columns, table.name, table.qualified_name)
 
     def is_relation(self, node: lark.Tree, heading: tuple[str, ...]) -> bool:
         """Whether a restrictor denotes rows of a table (a semijoin) rather than a condition."""
@@ -105,7 +104,12 @@ class QueryCompiler:
             condition = self._condition(relation, restrictor, columns)
         select = sa.select(*columns.values()).where(sa.not_(condition) if negate else condition)
         return Relation(
-            select, relation.heading, relation.primary_key, relation.columns, relation.description
+            select,
+            relation.heading,
+            relation.primary_key,
+            relation.columns,
+            relation.description,
+            relation.base_table,
         )
 
     def _condition(self, relation: Relation, node: lark.Tree, columns: dict) -> sa.ColumnElement:

@@ -41,6 +41,8 @@ class Relation:
     primary_key: tuple[str, ...]
     columns: dict[str, Column]
     description: str  # the expression, for messages
+    # The table whose rows these are, while the expression only restricts one table (what `delete` needs).
+    base_table: str | None = None
 
     @property
     def secondary(self) -> tuple[str, ...]:
