@@ -252,6 +252,7 @@ def drop(settings: Settings, yes: bool) -> None:
 @click.option(
     "-j", "--jobs", default=1, show_default=True, type=click.IntRange(1), help="Processes computing at once."
 )
+@click.option("--where", metavar="COND", help='Only keys matching a condition or query, e.g. "image_id = 1".')
 @click.option("--limit", type=click.IntRange(1), help="Compute at most N keys per table.")
 @click.option(
     "--order",
@@ -282,6 +283,7 @@ def populate(
     settings: Settings,
     tables: tuple[str, ...],
     jobs: int,
+    where: str | None,
     limit: int | None,
     order: str,
     retry_errors: bool,
@@ -305,7 +307,7 @@ def populate(
         targets = [pipe.table(name).model for name in tables]
         targets = [pipe.model.table(t.master) if t.master else t for t in targets]
         if dry_run:
-            _print_plan(pipe, targets)
+            _print_plan(pipe, targets, where)
             return
         options = PopulateOptions(
             jobs=jobs,
@@ -314,6 +316,7 @@ def populate(
             random_order=order == "random",
             reserve=reserve,
             lease_seconds=lease_seconds,
+            where=where,
         )
         summaries: dict = {}
         try:
@@ -327,10 +330,10 @@ def populate(
         raise click.exceptions.Exit(1)
 
 
-def _print_plan(pipe: PipelineHandle, targets: list) -> None:
+def _print_plan(pipe: PipelineHandle, targets: list, where: str | None) -> None:
     from blobflow.populate.planner import pending_keys_now
 
-    for table, count, sample in pending_keys_now(pipe.database, targets or None):
+    for table, count, sample in pending_keys_now(pipe.database, targets or None, where):
         keys = ", ".join("(" + ", ".join(f"{k}={v}" for k, v in key.items()) + ")" for key in sample)
         more = f" and {count - len(sample)} more" if count > len(sample) else ""
         render.print_text(f"{table.name}: {count} pending" + (f": {keys}{more}" if keys else ""))

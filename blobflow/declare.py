@@ -14,6 +14,7 @@ from blobflow.callables import check_callables
 from blobflow.catalogue import definition_differences, definition_hash, table_definition
 from blobflow.database import Database
 from blobflow.errors import SchemaMismatch
+from blobflow.populate.planner import key_source
 from blobflow.rows import prepare_rows
 
 
@@ -31,6 +32,9 @@ def init_database(database: Database, *, check_code: bool = True) -> InitResult:
     """
     if check_code:
         check_callables(database.pipeline)
+    for table in database.pipeline:
+        if table.key_source is not None:
+            key_source(database, table)  # compiles the expression: errors now, not at populate
     db.check_connection(database.engine)
     if db.is_postgres(database.engine):
         with database.engine.begin() as connection:

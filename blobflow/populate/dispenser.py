@@ -9,6 +9,7 @@ and when none is left to claim while other workers still hold live claims, the d
 from __future__ import annotations
 
 import collections
+import datetime as dt
 import threading
 from dataclasses import dataclass
 
@@ -27,7 +28,7 @@ WAIT = "wait"
 class DispenseOptions:
     reserve: bool
     lease_seconds: float = 60.0
-    retry_errors: bool = False
+    retry_errors: dt.datetime | None = None  # retry errors recorded before this time
     limit: int | None = None
     random_order: bool = False
     restriction: Restriction | None = None

@@ -12,14 +12,17 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+import sqlalchemy as sa
+
 from blobflow import db
 from blobflow.database import Database
+from blobflow.errors import QueryError
 from blobflow.graph import populate_order
 from blobflow.model import Table
 from blobflow.populate.chunks import next_chunk_size
 from blobflow.populate.dispenser import WAIT, DispenseOptions, KeyDispenser
 from blobflow.populate.make import Computed, MakeCaller
-from blobflow.populate.planner import Restriction
+from blobflow.populate.planner import Restriction, where_restriction
 from blobflow.populate.reservations import KeyError_, WorkerId, release_claims, renew_leases
 from blobflow.populate.writer import write_results
 
@@ -34,7 +37,7 @@ class PopulateOptions:
     random_order: bool = False
     reserve: bool | None = None  # None: reserve on PostgreSQL, where other processes may populate too
     lease_seconds: float = 60.0
-    restriction: Restriction | None = None
+    where: str | None = None  # a condition or expression restricting every table's keys it applies to
     target_chunk_seconds: float = 0.25  # how much computing to do between writes
 
 
@@ -69,8 +72,10 @@ def populate(
     report what was done.
     """
     order = populate_order(database.pipeline, [t.qualified_name for t in targets] if targets else None)
+    restrictions = _where_restrictions(database, order, targets, options.where)
     reserve = db.is_postgres(database.engine) if options.reserve is None else options.reserve
     worker = WorkerId()
+    retry_cutoff = _database_now(database) if options.retry_errors else None
     summaries = {} if summaries is None else summaries
     heartbeat = _Heartbeat(database, worker, options.lease_seconds) if reserve else None
     pool = None
@@ -80,13 +85,15 @@ def populate(
 
             pool = WorkerPool(database, options.jobs - 1)
         for table in order:
+            if options.where is not None and table.qualified_name not in restrictions:
+                continue  # the condition does not apply to this upstream table: leave it as it is
             dispense = DispenseOptions(
                 reserve,
                 options.lease_seconds,
-                options.retry_errors,
+                retry_cutoff,
                 options.limit,
                 options.random_order,
-                options.restriction,
+                restrictions.get(table.qualified_name),
             )
             dispenser = KeyDispenser(database, table, worker, dispense)
             summary = summaries[table.name] = TableSummary()
@@ -99,6 +106,31 @@ def populate(
             with database.engine.begin() as connection:
                 release_claims(connection, database, worker)
     return summaries
+
+
+def _database_now(database: Database):
+    with database.engine.connect() as connection:
+        return connection.execute(sa.select(db.utc_now(connection))).scalar_one()
+
+
+def _where_restrictions(
+    database: Database, order: Sequence[Table], targets: Sequence[Table] | None, where: str | None
+) -> dict[str, Restriction]:
+    """`--where` for each table it applies to. It must apply to every named target; upstream tables it
+    does not apply to are not populated (computing less than asked, never more)."""
+    if where is None:
+        return {}
+    restrictions: dict[str, Restriction] = {}
+    named = {t.qualified_name for t in targets or order}
+    for table in order:
+        try:
+            restrictions[table.qualified_name] = where_restriction(database, table, where)
+        except QueryError:
+            if table.qualified_name in named:
+                raise
+    if not restrictions:
+        where_restriction(database, order[-1], where)  # raises the error for the last table
+    return restrictions
 
 
 def _run_table(

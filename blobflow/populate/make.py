@@ -18,7 +18,6 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from blobflow import inspection
 from blobflow.callables import import_callable
 from blobflow.database import Database
 from blobflow.errors import DataError
@@ -39,27 +38,38 @@ class Computed:
 
 
 class MakeContext:
-    """The `ctx` argument: read-only access to the pipeline, restricted by the key being computed."""
+    """The `ctx` argument: read-only queries restricted by the key being computed.
+
+    >>> ctx.fetch("Detection.Blob", "x", "y")  # doctest: +SKIP  (rows of this key's blobs)
+    """
 
     def __init__(self, database: Database, key: Mapping[str, Any]):
         self._database = database
         self.key = dict(key)
 
-    def fetch(self, table: str, *attributes: str) -> list[dict[str, Any]]:
-        model = self._database.resolve(table)
-        select = inspection.select_rows(self._database, model, self.key, attributes or None)
-        return list(inspection.iter_rows(self._database, select))
+    def _select(self, expression: str, attributes: tuple[str, ...]):
+        from blobflow.query import compile_query, final_select, restrict_by_key
 
-    def fetch1(self, table: str, *attributes: str) -> dict[str, Any]:
-        rows = self.fetch(table, *attributes)
+        relation = restrict_by_key(compile_query(self._database, expression), self.key)
+        return relation, final_select(relation, attributes=attributes or None)
+
+    def fetch(self, expression: str, *attributes: str) -> list[dict[str, Any]]:
+        """Rows of a query expression (a table name, or e.g. "Image * Detection") that match the key."""
+        from blobflow.query import iter_rows
+
+        return list(iter_rows(self._database, self._select(expression, attributes)[1]))
+
+    def fetch1(self, expression: str, *attributes: str) -> dict[str, Any]:
+        rows = self.fetch(expression, *attributes)
         if len(rows) != 1:
-            raise DataError(f"ctx.fetch1({table!r}) for {self.key}: expected one row, found {len(rows)}")
+            raise DataError(f"ctx.fetch1({expression!r}) for {self.key}: expected one row, found {len(rows)}")
         return rows[0]
 
-    def to_arrays(self, table: str, *attributes: str):
-        model = self._database.resolve(table)
-        select = inspection.select_rows(self._database, model, self.key, attributes or None)
-        return inspection.to_arrays(self._database, model, select)
+    def to_arrays(self, expression: str, *attributes: str):
+        from blobflow.query import to_arrays
+
+        relation, select = self._select(expression, attributes)
+        return to_arrays(self._database, relation, select)
 
 
 class MakeCaller:

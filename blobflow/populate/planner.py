@@ -2,29 +2,32 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable
 
 import sqlalchemy as sa
 
 from blobflow.database import Database
-from blobflow.errors import UsageError
+from blobflow.errors import ManifestError, QueryError, UsageError
 from blobflow.model import Table
 
 
 def key_source(database: Database, table: Table) -> sa.Subquery:
-    """The keys `table` should hold: the natural join of its `depends` parents' primary keys.
-
-    Columns are named as in `table` (renames applied).
-    """
+    """The keys `table` should hold: its `key_source:` expression, or by default the natural join of
+    its `depends` parents' primary keys. Columns are named as in `table` (renames applied)."""
+    if table.key_source is not None:
+        return _declared_key_source(database, table)
     dependencies = [fk for fk in table.foreign_keys if fk.in_key]
     if not dependencies:
-        raise UsageError(f"{table.name} has no 'depends': nothing to compute its keys from")
+        raise UsageError(
+            f"{table.name} has no 'depends' and no 'key_source': nothing to compute its keys from"
+        )
     covered = {child for fk in dependencies for child in fk.attributes}
     own = [name for name in table.primary_key if name not in covered]
     if own:
         raise UsageError(
-            f"{table.name}'s key attributes {', '.join(own)} come from no dependency, so "
-            f"populate cannot know their values; rows with several values per key go in a part"
+            f"{table.name}'s key attributes {', '.join(own)} come from no dependency, so populate cannot "
+            "know their values; declare a key_source, or put rows with several values per key in a part"
         )
     subqueries = []
     for fk in dependencies:
@@ -34,11 +37,45 @@ def key_source(database: Database, table: Table) -> sa.Subquery:
     seen = {c.name: c for c in subqueries[0].c}
     for subquery in subqueries[1:]:
         shared = [seen[c.name] == c for c in subquery.c if c.name in seen]
-        joined = joined.join(subquery, sa.and_(*shared) if shared else sa.true(), full=False)
+        joined = joined.join(subquery, sa.and_(*shared) if shared else sa.true())
         for column in subquery.c:
             seen.setdefault(column.name, column)
     select = sa.select(*[seen[name] for name in table.primary_key]).select_from(joined)
     return select.subquery("key_source")
+
+
+def _declared_key_source(database: Database, table: Table) -> sa.Subquery:
+    from blobflow.query import compile_query
+
+    try:
+        relation = compile_query(database, table.key_source or "")
+    except QueryError as exc:
+        raise ManifestError(f"key_source of '{table.name}': {exc}", table.location) from None
+    missing = [k for k in table.primary_key if k not in relation.heading]
+    if missing:
+        raise ManifestError(
+            f"key_source of '{table.name}' lacks its key attributes {', '.join(missing)}", table.location
+        )
+    rows = relation.subquery()
+    return sa.select(*[rows.c[k] for k in table.primary_key]).distinct().subquery("key_source")
+
+
+def where_restriction(database: Database, table: Table, text: str) -> Restriction:
+    """`populate --where TEXT` as a restriction of the key source: a condition on key attributes, or a
+    query expression to semijoin with (`Image & image_name = 'Coins'`). Checked now, not mid-run."""
+    from blobflow.query import restriction_clause
+    from blobflow.query.relation import Column, Relation, kind_of
+
+    def restrict(source: sa.Subquery) -> sa.ColumnElement:
+        columns = {k: source.c[k] for k in table.primary_key}
+        kinds = {a.name: Column(kind_of(a.type), a.type) for a in table.attributes if a.in_key}
+        keys = Relation(
+            sa.select(*columns.values()), table.primary_key, table.primary_key, kinds, f"{table.name}'s keys"
+        )
+        return restriction_clause(database, text, keys, columns)
+
+    restrict(key_source(database, table))
+    return restrict
 
 
 Restriction = Callable[[sa.Subquery], sa.ColumnElement]
@@ -49,7 +86,7 @@ def pending_select(
     table: Table,
     *,
     now: sa.ColumnElement,
-    retry_errors: bool = False,
+    retry_errors: dt.datetime | None = None,
     restriction: Restriction | None = None,
 ) -> sa.Select:
     """Keys in the key source that the table lacks, that did not fail (unless retrying), and that no
@@ -60,7 +97,11 @@ def pending_select(
     done = sa.select(sa.literal(1)).where(*[target.c[k] == source.c[k] for k in table.primary_key])
     blocked_statuses = sa.or_(
         sa.and_(jobs.c.status == "reserved", jobs.c.lease_until > now),
-        sa.false() if retry_errors else jobs.c.status == "error",
+        # Retrying means errors recorded before this run started; a key failing again now stays failed,
+        # so a run cannot chase its own fresh errors forever.
+        sa.and_(jobs.c.status == "error", jobs.c.reserved_at >= retry_errors)
+        if retry_errors is not None
+        else jobs.c.status == "error",
     )
     held = sa.select(sa.literal(1)).where(
         *[jobs.c[k] == source.c[k] for k in table.primary_key], blocked_statuses
@@ -75,19 +116,26 @@ def count_select(select: sa.Select) -> sa.Select:
     return sa.select(sa.func.count()).select_from(select.subquery())
 
 
-def pending_keys_now(database: Database, targets: list[Table] | None, sample: int = 5):
+def pending_keys_now(
+    database: Database, targets: list[Table] | None, where: str | None = None, sample: int = 5
+):
     """For `populate --dry-run`: per table to populate, upstream first, the keys pending now and a few
     of them. Keys that upstream work will add are not counted: they do not exist yet."""
     from blobflow import db
     from blobflow.graph import populate_order
+    from blobflow.populate.executor import _where_restrictions
 
+    order = populate_order(database.pipeline, [t.qualified_name for t in targets] if targets else None)
+    restrictions = _where_restrictions(database, order, targets, where)
     plan = []
     with database.engine.connect() as connection:
         now = db.utc_now(connection)
-        for table in populate_order(
-            database.pipeline, [t.qualified_name for t in targets] if targets else None
-        ):
-            select = pending_select(database, table, now=now)
+        for table in order:
+            if where is not None and table.qualified_name not in restrictions:
+                continue
+            select = pending_select(
+                database, table, now=now, restriction=restrictions.get(table.qualified_name)
+            )
             count = connection.execute(count_select(select)).scalar_one()
             columns = [select.selected_columns[k] for k in table.primary_key]
             rows = connection.execute(select.order_by(*columns).limit(sample)).mappings().all()

@@ -54,7 +54,7 @@ def claim_keys(
     *,
     limit: int,
     lease_seconds: float,
-    retry_errors: bool = False,
+    retry_errors: dt.datetime | None = None,
     restriction: Restriction | None = None,
     random_order: bool = False,
 ) -> list[tuple]:
@@ -78,8 +78,8 @@ def claim_keys(
     columns = [*key, "status", "host", "pid", "worker", "reserved_at", "lease_until"]
     statement = _insert(connection, jobs).from_select(columns, values)
     takeable = sa.and_(jobs.c.status == "reserved", jobs.c.lease_until < now)
-    if retry_errors:
-        takeable = sa.or_(takeable, jobs.c.status == "error")
+    if retry_errors is not None:
+        takeable = sa.or_(takeable, sa.and_(jobs.c.status == "error", jobs.c.reserved_at < retry_errors))
     statement = statement.on_conflict_do_update(
         index_elements=key,
         set_={

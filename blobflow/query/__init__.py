@@ -11,10 +11,19 @@ import sqlalchemy as sa
 from blobflow.database import Database
 from blobflow.query.compiler import QueryCompiler
 from blobflow.query.methods import order_by_clauses
+from blobflow.query.parser import parse
 from blobflow.query.relation import BLOB, Relation
 from blobflow.types import numpy_dtype
 
-__all__ = ["Relation", "compile_query", "final_select", "iter_rows", "to_arrays"]
+__all__ = [
+    "Relation",
+    "compile_query",
+    "final_select",
+    "iter_rows",
+    "restrict_by_key",
+    "restriction_clause",
+    "to_arrays",
+]
 
 
 def compile_query(database: Database, text: str) -> Relation:
@@ -82,3 +91,26 @@ def to_arrays(database: Database, relation: Relation, select: sa.Select) -> tupl
             array[:] = values
             arrays.append(array)
     return tuple(arrays)
+
+
+def restriction_clause(database: Database, text: str, relation: Relation, columns: dict) -> sa.ColumnElement:
+    """`text` (a condition or a query expression) as a WHERE clause restricting `relation`, whose
+    attributes are the given `columns`. Used by `populate --where` on the key source."""
+    compiler = QueryCompiler(database, text)
+    return compiler.restriction(relation, parse(text), columns)
+
+
+def restrict_by_key(relation: Relation, key: dict[str, Any]) -> Relation:
+    """The relation's rows that agree with `key` on the attributes they share (DataJoint's `expr & key`)."""
+    base = relation.subquery()
+    select = sa.select(*[base.c[n] for n in relation.heading]).where(
+        *[base.c[name] == value for name, value in key.items() if name in relation.heading]
+    )
+    return Relation(
+        select,
+        relation.heading,
+        relation.primary_key,
+        relation.columns,
+        relation.description,
+        relation.base_table,
+    )

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from blobflow.database import Database
 from blobflow.errors import QueryError, UsageError
 from blobflow.query.conditions import ValueCompiler
-from blobflow.query.parser import parse
+from blobflow.query.parser import parse, position
 from blobflow.query.relation import BOOL, NUMBER, STRING, Column, Relation, kind_of
 
 RELATION_NODES = ("method", "restrict")
@@ -28,8 +28,7 @@ class QueryCompiler:
         self.text = text
 
     def error(self, message: str, node: lark.Tree | lark.Token) -> QueryError:
-        column = node.column if isinstance(node, lark.Token) else getattr(node.meta, "column", 1)
-        return QueryError(message, self.text, column or 1)
+        return QueryError(message, self.text, position(node))
 
     def compile(self) -> Relation:
         return self.relation(parse(self.text))
@@ -43,9 +42,14 @@ class QueryCompiler:
         if node.data == "sub":
             return self.restrict(self.relation(node.children[0]), node.children[2], negate=True)
         if node.data == "mul":
-            return self.join(self.relation(node.children[0]), self.relation(node.children[2]), node)
+            # Errors of a join or a union point at its operator.
+            return self.join(
+                self.relation(node.children[0]), self.relation(node.children[2]), node.children[1]
+            )
         if node.data == "add":
-            return self.union(self.relation(node.children[0]), self.relation(node.children[2]), node)
+            return self.union(
+                self.relation(node.children[0]), self.relation(node.children[2]), node.children[1]
+            )
         if node.data == "method":
             return self.method(node)
         raise self.error("expected a table or a query expression here", node)
@@ -94,14 +98,7 @@ class QueryCompiler:
     def restrict(self, relation: Relation, restrictor: lark.Tree, negate: bool = False) -> Relation:
         base = relation.subquery()
         columns = {name: base.c[name] for name in relation.heading}
-        if restrictor.data == "string":
-            token = restrictor.children[0]
-            inner = parse(_string_value(token), offset=token.column, whole=self.text)
-            condition = self._condition(relation, inner, columns)
-        elif self.is_relation(restrictor, relation.heading):
-            condition = self._semijoin(columns, self.relation(restrictor), restrictor)
-        else:
-            condition = self._condition(relation, restrictor, columns)
+        condition = self.restriction(relation, restrictor, columns)
         select = sa.select(*columns.values()).where(sa.not_(condition) if negate else condition)
         return Relation(
             select,
@@ -112,6 +109,21 @@ class QueryCompiler:
             relation.base_table,
         )
 
+    def restriction(self, relation: Relation, restrictor: lark.Tree, columns: dict) -> sa.ColumnElement:
+        """The WHERE clause for `relation & restrictor`, over `columns` (the relation's, by name):
+        a condition, a quoted condition, or a semijoin with another expression."""
+        if restrictor.data == "string":
+            token = restrictor.children[0]
+            inner = parse(_string_value(token), offset=position(token), whole=self.text)
+            try:
+                return self._condition(relation, inner, columns)
+            except QueryError as exc:
+                # The inner tree's columns count from the quoted text; point into the whole query.
+                raise QueryError(exc.message, self.text, exc.column + position(token)) from None
+        if self.is_relation(restrictor, relation.heading):
+            return self._semijoin(columns, self.relation(restrictor), restrictor, relation.columns)
+        return self._condition(relation, restrictor, columns)
+
     def _condition(self, relation: Relation, node: lark.Tree, columns: dict) -> sa.ColumnElement:
         def semijoin_by_name(name_node: lark.Tree) -> sa.ColumnElement:
             if not self._is_table(str(name_node.children[0])):
@@ -120,13 +132,23 @@ class QueryCompiler:
                     f"unknown attribute or table '{name_node.children[0]}' (attributes here: {known})",
                     name_node,
                 )
-            return self._semijoin(columns, self.table(name_node), name_node)
+            return self._semijoin(columns, self.table(name_node), name_node, relation.columns)
 
         values = ValueCompiler(self.text, columns, relation.columns, relation.description, semijoin_by_name)
         return values.condition(node)
 
-    def _semijoin(self, columns: dict, other: Relation, node: lark.Tree) -> sa.ColumnElement:
+    def _semijoin(
+        self, columns: dict, other: Relation, node: lark.Tree, kinds: dict | None = None
+    ) -> sa.ColumnElement:
         shared = [name for name in other.heading if name in columns]
+        for name in shared:
+            # Comparing, say, an integer with a string is an error on PostgreSQL and never true on SQLite.
+            if kinds is not None and kinds[name].kind != other.columns[name].kind:
+                raise self.error(
+                    f"cannot restrict on '{name}': a {kinds[name].kind} here, "
+                    f"a {other.columns[name].kind} in {other.description}",
+                    node,
+                )
         right = other.subquery()
         return sa.exists(
             sa.select(sa.literal(1))
@@ -134,7 +156,7 @@ class QueryCompiler:
             .where(*[columns[name] == right.c[name] for name in shared])
         )
 
-    def join(self, left: Relation, right: Relation, node: lark.Tree) -> Relation:
+    def join(self, left: Relation, right: Relation, node: lark.Tree | lark.Token) -> Relation:
         a, b = left.subquery(), right.subquery()
         shared = [name for name in right.heading if name in left.heading]
         for name in shared:
@@ -153,7 +175,7 @@ class QueryCompiler:
         columns = {n: left.columns.get(n) or right.columns[n] for n in heading}
         return Relation(select, heading, primary_key, columns, f"{left.description} * {right.description}")
 
-    def union(self, left: Relation, right: Relation, node: lark.Tree) -> Relation:
+    def union(self, left: Relation, right: Relation, node: lark.Tree | lark.Token) -> Relation:
         if set(left.primary_key) != set(right.primary_key):
             raise self.error(
                 f"union needs the same primary key on both sides: ({', '.join(left.primary_key)}) "
@@ -166,6 +188,14 @@ class QueryCompiler:
                 f"({', '.join(right.heading)})",
                 node,
             )
+        for name in left.heading:
+            if left.columns[name].kind != right.columns[name].kind:
+                raise self.error(
+                    f"union needs the same kinds of attribute on both sides: '{name}' is a "
+                    f"{left.columns[name].kind} in {left.description}, a {right.columns[name].kind} "
+                    f"in {right.description}",
+                    node,
+                )
         a, b = left.subquery(), right.subquery()
         union = sa.union(
             sa.select(*[a.c[n] for n in left.heading]), sa.select(*[b.c[n] for n in left.heading])

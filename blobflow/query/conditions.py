@@ -16,6 +16,7 @@ import numpy as np
 import sqlalchemy as sa
 
 from blobflow.errors import QueryError
+from blobflow.query.parser import position
 from blobflow.query.relation import BLOB, BOOL, DATE, DATETIME, JSON, NULL, NUMBER, STRING, UUID, Column
 
 
@@ -50,8 +51,7 @@ class ValueCompiler:
         self.on_relation = on_relation
 
     def error(self, message: str, node: lark.Tree | lark.Token) -> QueryError:
-        column = node.column if isinstance(node, lark.Token) else getattr(node.meta, "column", 1)
-        return QueryError(message, self.text, column or 1)
+        return QueryError(message, self.text, position(node))
 
     def condition(self, node: lark.Tree) -> sa.ColumnElement:
         value = self.value(node)
@@ -169,7 +169,10 @@ class ValueCompiler:
         subject, pattern = self.value(node.children[0]), self.value(node.children[-1])
         if subject.kind != STRING or pattern.kind != STRING:
             raise self.error("'like' compares strings", node)
-        clause = subject.sql.like(pattern.sql)
+        if pattern.is_literal and (len(pattern.literal) - len(pattern.literal.rstrip("\\"))) % 2:
+            raise self.error("a 'like' pattern cannot end with a lone backslash (its escape character)", node)
+        # Backslash escapes % and _ on both databases (PostgreSQL's default; SQLite has none unless told).
+        clause = subject.sql.like(pattern.sql, escape="\\")
         return Value(sa.not_(clause) if negate else clause, BOOL)
 
     def _not_like(self, node: lark.Tree) -> Value:
@@ -187,7 +190,7 @@ class ValueCompiler:
         for value, child in ((left, node.children[0]), (right, node.children[2])):
             if value.kind != NUMBER:
                 raise self.error(f"arithmetic needs numbers, got a {value.kind}", child)
-        return Value(operation(left.sql, right.sql), NUMBER)
+        return Value(operation(_widened(left), _widened(right)), NUMBER)
 
     def _add(self, node: lark.Tree) -> Value:
         return self._arithmetic(node, lambda a, b: a + b)
@@ -200,7 +203,10 @@ class ValueCompiler:
 
     def _div(self, node: lark.Tree) -> Value:
         # Always true division, the same on both databases (SQL's integer division differs from Python's).
-        return self._arithmetic(node, lambda a, b: sa.cast(a, sa.Double) / sa.cast(b, sa.Double))
+        # Division by zero is NULL on both (SQLite's and MySQL's answer; PostgreSQL would raise).
+        return self._arithmetic(
+            node, lambda a, b: sa.cast(a, sa.Double) / sa.func.nullif(sa.cast(b, sa.Double), 0.0)
+        )
 
     def _neg(self, node: lark.Tree) -> Value:
         value = self.value(node.children[1])
@@ -208,7 +214,15 @@ class ValueCompiler:
             raise self.error(f"'-' needs a number, got a {value.kind}", node)
         if value.is_literal:
             return Value(sa.literal(-value.literal), NUMBER, literal=-value.literal, is_literal=True)
-        return Value(-value.sql, NUMBER)
+        return Value(-_widened(value), NUMBER)
+
+
+def _widened(value: Value) -> sa.ColumnElement:
+    """Integers as 64-bit before arithmetic: PostgreSQL computes int16 * int16 in int16 and raises on
+    overflow, where SQLite computes in 64 bits."""
+    if isinstance(value.sql.type, sa.Integer) and not isinstance(value.sql.type, sa.BigInteger):
+        return sa.cast(value.sql, sa.BigInteger)
+    return value.sql
 
 
 def _adapt(value: Value, other: Value) -> Value:

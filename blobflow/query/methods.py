@@ -28,10 +28,16 @@ def project(compiler: QueryCompiler, relation: Relation, arguments: list, node: 
     base = relation.subquery()
     columns = {name: base.c[name] for name in relation.heading}
     values = ValueCompiler(compiler.text, columns, relation.columns, relation.description)
+    renamed_from: dict[str, str] = {}  # source attribute -> new name, for `new = old`
+    for argument in arguments:
+        named = _named(argument)
+        if named is not None and named[2].data == "name" and str(named[2].children[0]) in columns:
+            renamed_from[str(named[2].children[0])] = named[0]
+    # Key attributes renamed away free their names (so `proj(a = b, b = a)` swaps two key attributes).
+    renamed_keys = {s for s, new in renamed_from.items() if s in relation.primary_key and new != s}
     chosen: dict[str, tuple[sa.ColumnElement, Column]] = {
-        n: (columns[n], relation.columns[n]) for n in relation.primary_key
+        n: (columns[n], relation.columns[n]) for n in relation.primary_key if n not in renamed_keys
     }
-    renamed_from: dict[str, str] = {}
     for argument in arguments:
         named = _named(argument)
         if named is None:
@@ -45,20 +51,21 @@ def project(compiler: QueryCompiler, relation: Relation, arguments: list, node: 
             chosen[name] = (columns[name], relation.columns[name])
             continue
         name, name_node, expression = named
-        if name in chosen and name not in relation.primary_key:
+        if name in relation.primary_key and name not in renamed_keys:
+            if expression.data == "name" and str(expression.children[0]) == name:
+                continue  # `key = key` keeps it as it is
+            # Overwriting a key attribute would change which row is which (and could make it NULL).
+            raise compiler.error(f"'{name}' is a primary-key attribute and cannot be assigned", name_node)
+        if name in chosen:
             raise compiler.error(f"'{name}' is named twice", name_node)
         if expression.data == "name" and str(expression.children[0]) in columns:
             source = str(expression.children[0])
-            renamed_from[source] = name
             chosen[name] = (columns[source], relation.columns[source])
             continue
         value = values.value(expression)
         sql = sa.type_coerce(value.sql, sa.Boolean) if value.kind == BOOL else value.sql
         chosen[name] = (sql, Column(value.kind))
-    for source in renamed_from:
-        if source in relation.primary_key:
-            chosen.pop(source, None)  # a renamed key attribute lives on under its new name only
-    primary_key = tuple(renamed_from.get(n, n) for n in relation.primary_key)
+    primary_key = tuple(renamed_from[n] if n in renamed_keys else n for n in relation.primary_key)
     if len(set(primary_key)) != len(primary_key):
         raise compiler.error("a renamed attribute collides with a primary-key attribute", node)
     heading = primary_key + tuple(n for n in chosen if n not in primary_key)
@@ -80,6 +87,13 @@ def aggregate(compiler: QueryCompiler, relation: Relation, arguments: list, node
             "key, so its rows cannot be grouped by it",
             arguments[0],
         )
+    for name in relation.primary_key:
+        if relation.columns[name].kind != other.columns[name].kind:
+            raise compiler.error(
+                f"cannot group on '{name}': a {relation.columns[name].kind} in {relation.description}, "
+                f"a {other.columns[name].kind} in {other.description}",
+                arguments[0],
+            )
     grouped_from = other.subquery()
     group_by = [grouped_from.c[n] for n in relation.primary_key]
     aggregates: dict[str, tuple[sa.ColumnElement, Column]] = {}
@@ -145,6 +159,8 @@ def top(compiler: QueryCompiler, relation: Relation, arguments: list, node: lark
     if count_node is None or count_node.data != "number" or "." in str(count_node.children[0]):
         raise compiler.error('top needs a whole number first: top(10, order_by = "num_blobs desc")', node)
     limit = int(str(count_node.children[0]))
+    if limit >= 2**63:  # LIMIT is a 64-bit integer on both databases
+        raise compiler.error(f"top({limit}) is too large", count_node)
     order_text = None
     for argument in arguments[1:]:
         named = _named(argument)
@@ -183,7 +199,12 @@ def order_by_clauses(
                 text,
             )
         column = base.c[words[0]]
-        clauses.append(column.desc() if len(words) == 2 and words[1].lower() == "desc" else column.asc())
+        # NULLs first going up and last going down, as on SQLite (and MySQL): PostgreSQL's default is
+        # the opposite, and `top` must keep the same rows on both.
+        if len(words) == 2 and words[1].lower() == "desc":
+            clauses.append(column.desc().nulls_last())
+        else:
+            clauses.append(column.asc().nulls_first())
         named.append(words[0])
     return clauses + [base.c[n] for n in relation.primary_key if n not in named]
 

@@ -35,7 +35,7 @@ def parse(text: str, *, offset: int = 0, whole: str | None = None) -> lark.Tree:
         return _parser().parse(text)
     except UnexpectedCharacters as exc:
         char = text[exc.pos_in_stream] if exc.pos_in_stream < len(text) else ""
-        raise QueryError(f"unexpected character {char!r}", whole, offset + exc.column) from None
+        raise QueryError(f"unexpected character {char!r}", whole, offset + exc.pos_in_stream + 1) from None
     except UnexpectedEOF as exc:
         raise QueryError(
             f"the query ends too early; expected {_expected(exc.expected)}",
@@ -53,12 +53,20 @@ def parse(text: str, *, offset: int = 0, whole: str | None = None) -> lark.Tree:
         raise QueryError(
             f"unexpected {token.value!r}; expected {_expected(exc.expected)}",
             whole,
-            offset + (token.column or 1),
+            offset + position(token),
         ) from None
     except UnexpectedInput as exc:  # pragma: no cover - the three above are all lark raises for LALR
         raise QueryError("syntax error", whole, offset + (exc.column or 1)) from None
     except RecursionError:
         raise QueryError("query nested too deeply", whole, offset + 1) from None
+
+
+def position(node: lark.Tree | lark.Token) -> int:
+    """Where a node starts, counted in characters from 1 over the whole query (not per line: a query
+    written over several lines is shown on one line, with the caret under this position)."""
+    if isinstance(node, lark.Token):
+        return (node.start_pos or 0) + 1
+    return getattr(node.meta, "start_pos", 0) + 1
 
 
 def _expected(names: set[str] | frozenset[str]) -> str:
