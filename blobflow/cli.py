@@ -18,9 +18,9 @@ import sqlalchemy as sa
 
 from blobflow import render
 from blobflow.api import PipelineHandle, open_pipeline
-from blobflow.db import mask_url
+from blobflow.db import mask_url, sqlite_file_missing
 from blobflow.errors import BlobflowError, ConnectionFailed, UsageError
-from blobflow.sources import FORMATS, read_rows, resolve_blob_sources
+from blobflow.sources import FORMATS, detect_format, read_rows, resolve_blob_sources
 
 EXIT_INTERRUPTED = 130
 
@@ -42,8 +42,15 @@ class Settings:
             "or ./pipeline/ exists"
         )
 
-    def open(self) -> PipelineHandle:
-        return open_pipeline(self.pipeline_path(), self.database)
+    def open(self, *, existing: bool = True) -> PipelineHandle:
+        """The pipeline on its database; `existing` refuses a SQLite file that `init` has not created
+        (instead of silently creating an empty one from a mistyped path)."""
+        pipe = open_pipeline(self.pipeline_path(), self.database)
+        missing = sqlite_file_missing(pipe.database.url) if existing else None
+        if missing:
+            pipe.close()
+            raise UsageError(f"no database at {missing}; run `blobflow init` first (or check --database)")
+        return pipe
 
 
 pass_settings = click.make_pass_decorator(Settings)
@@ -56,7 +63,12 @@ class BlobflowGroup(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         # ctx.params holds the group's parsed options (set before invoke); sys.argv is not the command
         # line when the group is invoked programmatically (CliRunner, main(args=...)).
-        debug = bool(ctx.params.get("debug")) or bool(os.environ.get("BLOBFLOW_DEBUG"))
+        debug = bool(ctx.params.get("debug")) or os.environ.get("BLOBFLOW_DEBUG", "").lower() in (
+            "1",
+            "true",
+            "yes",
+            "on",
+        )
         try:
             return super().invoke(ctx)
         except (click.exceptions.Exit, click.ClickException, click.exceptions.Abort):
@@ -64,6 +76,10 @@ class BlobflowGroup(click.Group):
         except KeyboardInterrupt:
             render.error("interrupted")
             ctx.exit(EXIT_INTERRUPTED)
+        except BrokenPipeError:
+            # The reader went away (`blobflow query ... | head`): not an error; silence the final flush.
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - lives until exit
+            ctx.exit(0)
         except BlobflowError as exc:
             _report(exc, str(exc), debug)
             ctx.exit(exc.exit_code)
@@ -122,7 +138,7 @@ def init(settings: Settings) -> None:
     Example:
       blobflow -p pipelines/blobs init
     """
-    with settings.open() as pipe:
+    with settings.open(existing=False) as pipe:
         result = pipe.init()
         where = mask_url(pipe.database.url)
         for name in result.created:
@@ -145,7 +161,7 @@ def tables(settings: Settings, as_json: bool) -> None:
     Example:
       blobflow -p pipelines/blobs tables
     """
-    with settings.open() as pipe:
+    with settings.open(existing=False) as pipe:
         counts = pipe.row_counts()
         rows = [(t.name, t.tier, ", ".join(t.primary_key), counts[t.name]) for t in pipe.model]
     if as_json:
@@ -167,7 +183,7 @@ def describe(settings: Settings, table: str) -> None:
     Example:
       blobflow -p pipelines/blobs describe Detection
     """
-    with settings.open() as pipe:
+    with settings.open(existing=False) as pipe:
         handle = pipe.table(table)
         count = pipe.row_counts()[handle.name]
         render.print_text(handle.describe())
@@ -207,7 +223,8 @@ def insert(
         handle = pipe.table(table)
         rows = read_rows(file, file.name, file_format)
         base = Path(file.name).parent if file.name not in ("<stdin>", "-") else Path.cwd()
-        rows = resolve_blob_sources(rows, handle.model, pipe.model, base)
+        from_csv = (file_format or detect_format(file.name, "")) == "csv"
+        rows = resolve_blob_sources(rows, handle.model, pipe.model, base, from_csv=from_csv)
         result = handle.insert(
             rows, skip_duplicates=skip_duplicates, replace=replace, ignore_extra_fields=ignore_extra_fields
         )
@@ -226,7 +243,7 @@ def drop(settings: Settings, yes: bool) -> None:
     Example:
       blobflow -p pipelines/blobs drop --yes
     """
-    with settings.open() as pipe:
+    with settings.open(existing=False) as pipe:
         plan = pipe.plan_drop()
         if not plan.row_counts:
             render.message("nothing to drop: no table of the pipeline exists")
@@ -377,7 +394,7 @@ def status(settings: Settings, as_json: bool) -> None:
     """
     from blobflow.populate.status import pipeline_status
 
-    with settings.open() as pipe:
+    with settings.open(existing=False) as pipe:
         rows = pipeline_status(pipe.database)
     if as_json:
         render.print_json([vars(row) for row in rows])

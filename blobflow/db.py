@@ -26,7 +26,10 @@ def normalise_url(url: str | URL) -> URL:
     try:
         parsed = make_url(url) if isinstance(url, str) else url
     except sa.exc.ArgumentError:
-        raise ConnectionFailed(f"invalid database URL {mask_url(str(url))!r}") from None
+        raise ConnectionFailed(
+            "the database URL cannot be read; expected sqlite:///path/to/file.db or "
+            "postgresql://user:password@host:5432/database"
+        ) from None
     if parsed.drivername in ("postgresql", "postgres"):
         parsed = parsed.set(drivername="postgresql+psycopg")
     if parsed.get_backend_name() not in ("sqlite", "postgresql"):
@@ -67,8 +70,6 @@ def schema_file(url: URL, schema: str) -> str:
 
 def _sqlite_engine(url: URL, schemas: tuple[str, ...]) -> Engine:
     in_memory = schema_file(url, "x") == ":memory:"
-    if not in_memory:
-        Path(url.database).parent.mkdir(parents=True, exist_ok=True)
     engine = sa.create_engine(
         url,
         poolclass=StaticPool if in_memory else None,
@@ -97,6 +98,20 @@ def _sqlite_engine(url: URL, schemas: tuple[str, ...]) -> Engine:
         connection.exec_driver_sql("BEGIN")
 
     return engine
+
+
+def sqlite_file_missing(url: str | URL) -> str | None:
+    """The main file of a SQLite URL when it does not exist yet (`init` creates it), else None."""
+    parsed = normalise_url(url)
+    if parsed.get_backend_name() != "sqlite" or schema_file(parsed, "x") == ":memory:":
+        return None
+    return None if Path(parsed.database).exists() else parsed.database
+
+
+def prepare_sqlite_directory(url: str | URL) -> None:
+    missing = sqlite_file_missing(url)
+    if missing:
+        Path(missing).parent.mkdir(parents=True, exist_ok=True)
 
 
 def check_connection(engine: Engine) -> None:

@@ -35,6 +35,7 @@ def init_database(database: Database, *, check_code: bool = True) -> InitResult:
     for table in database.pipeline:
         if table.key_source is not None:
             key_source(database, table)  # compiles the expression: errors now, not at populate
+    db.prepare_sqlite_directory(database.url)
     db.check_connection(database.engine)
     if db.is_postgres(database.engine):
         with database.engine.begin() as connection:

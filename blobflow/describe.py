@@ -65,8 +65,10 @@ def _foreign_key_line(table: Table, fk: ForeignKey) -> str:
 
 
 def _attribute_line(attribute: Attribute) -> str:
-    declared = f"{attribute.name} = {attribute.default!r}" if attribute.has_default else attribute.name
-    if attribute.nullable and not attribute.has_default:
+    declared = attribute.name
+    if attribute.has_default and attribute.default is not None:
+        declared += f" = {attribute.default!r}"
+    elif attribute.nullable:
         declared += " = null"
     line = f"{declared:<20} : {attribute.type}"
     return f"{line:<40} # {attribute.comment}" if attribute.comment else line

@@ -17,6 +17,8 @@ from blobflow.types import numpy_dtype
 
 def row_counts(database: Database) -> dict[str, int | None]:
     """Rows per table name; None for tables not created yet. One query for all existing tables."""
+    if db.sqlite_file_missing(database.url):
+        return {t.name: None for t in database.pipeline}  # reading must not create the file
     db.check_connection(database.engine)
     with database.engine.connect() as connection:
         inspector = sa.inspect(connection)

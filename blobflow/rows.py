@@ -118,6 +118,14 @@ def _convert(
         return None
     else:
         raise DataError(f"{where}: missing attribute '{name}' ({attribute.type}) of {table.name}")
+    if _is_nan(value) and attribute.type.kind in ("float32", "float64"):
+        # SQLite turns NaN into NULL; storing NaN as null everywhere keeps both databases alike.
+        if not attribute.nullable:
+            raise DataError(
+                f"{where}: attribute '{name}' is NaN, which is stored as null, but {table.name}."
+                f"{name} is not nullable (declare it with default: null)"
+            )
+        return None
     if value is None:
         if not attribute.nullable:
             raise DataError(f"{where}: attribute '{name}' of {table.name} cannot be null")
@@ -128,6 +136,10 @@ def _convert(
         return convert_value(value, attribute.type)
     except (InvalidValue, DataError) as exc:
         raise DataError(f"{where}: attribute '{name}': {exc}") from None
+
+
+def _is_nan(value: Any) -> bool:
+    return isinstance(value, (float, np.floating)) and value != value
 
 
 def _plain(value: Any) -> Any:

@@ -37,15 +37,10 @@ def detect_format(name: str, text: str) -> str:
     suffix = Path(name).suffix.lower()
     if suffix in _EXTENSIONS:
         return _EXTENSIONS[suffix]
-    stripped = text.lstrip()
-    if stripped.startswith("["):
-        return "json"
-    if stripped.startswith("{"):
-        return (
-            "jsonl"
-            if len(stripped.splitlines()) > 1 and stripped.splitlines()[0].rstrip().endswith("}")
-            else "json"
-        )
+    lines = [line for line in text.splitlines() if line.strip()]
+    if len(lines) > 1 and all(line.lstrip().startswith("{") for line in lines):
+        return "jsonl"
+    # YAML reads JSON too, and YAML flow style ([{image_id: 1}]) is what people type on stdin.
     return "yaml"
 
 
@@ -87,13 +82,19 @@ def _parse_yaml(text: str, where: str) -> Any:
         mark = exc.problem_mark
         position = f":{mark.line + 1}:{mark.column + 1}" if mark else ""
         raise DataError(f"{where}{position}: invalid YAML: {exc.problem}") from None
+    except (ValueError, OverflowError) as exc:  # a value PyYAML recognises but cannot build: 2024-13-01
+        raise DataError(f"{where}: invalid YAML value: {exc}") from None
 
 
 def resolve_blob_sources(
-    rows: Iterable[dict[str, Any]], table: Table, pipeline: Pipeline, base: Path
+    rows: Iterable[dict[str, Any]], table: Table, pipeline: Pipeline, base: Path, *, from_csv: bool = False
 ) -> list[dict[str, Any]]:
-    """Replace `{npy|image|call: ...}` values of blob attributes (also in nested part rows) by arrays."""
+    """Replace `{npy|image|call: ...}` values of blob attributes (also in nested part rows) by arrays.
+
+    CSV cells are text, so there `json` attributes' cells are read as JSON too.
+    """
     blob_names = {a.name for a in table.attributes if a.type.kind == "blob"}
+    json_names = {a.name for a in table.attributes if a.type.kind == "json"} if from_csv else set()
     parts = {q.rsplit(".", 1)[1]: pipeline.table(q) for q in table.parts}
     resolved = []
     for number, row in enumerate(rows, start=1):
@@ -105,11 +106,20 @@ def resolve_blob_sources(
             row[name] = _load_blob(
                 _maybe_json(row[name]), base, pipeline, f"row {number}, attribute '{name}'"
             )
+        for name in json_names & row.keys():
+            row[name] = _json_cell(row[name], f"row {number}, attribute '{name}'")
         for part_name, part in parts.items():
             if isinstance(row.get(part_name), list):
                 row[part_name] = resolve_blob_sources(row[part_name], part, pipeline, base)
         resolved.append(row)
     return resolved
+
+
+def _json_cell(value: Any, where: str) -> Any:
+    try:
+        return json.loads(value) if isinstance(value, str) else value
+    except json.JSONDecodeError as exc:
+        raise DataError(f"{where}: not JSON: {exc.msg} at character {exc.pos + 1}") from None
 
 
 def _maybe_json(value: Any) -> Any:

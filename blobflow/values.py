@@ -119,14 +119,15 @@ def _date(value: Any, kind: str) -> dt.date:
 
 def _datetime(value: Any, kind: str) -> dt.datetime:
     if isinstance(value, dt.datetime):
-        return value
+        # Stored without a time zone: an aware time is converted to UTC first, the same on both databases.
+        return value.astimezone(dt.timezone.utc).replace(tzinfo=None) if value.tzinfo else value
     if isinstance(value, dt.date):
         return dt.datetime(value.year, value.month, value.day)
     if isinstance(value, np.datetime64):
         return _datetime(value.astype("datetime64[us]").item(), kind)
     if isinstance(value, str):
         try:
-            return dt.datetime.fromisoformat(value.strip())
+            return _datetime(dt.datetime.fromisoformat(value.strip()), kind)
         except ValueError:
             pass
     raise InvalidValue(f"expected a datetime (YYYY-MM-DD HH:MM:SS), got {value!r}")
@@ -186,9 +187,11 @@ def convert_value(value: Any, attribute_type: AttributeType) -> Any:
         return _CONVERTERS[kind](value, kind)
     if kind in ("varchar", "char"):
         text = _text(value, kind)
+        if kind == "char":
+            text = text.rstrip(" ")  # CHAR pads with spaces: trailing ones are not part of the value
         if len(text) > (attribute_type.length or 0):
             raise InvalidValue(f"string of length {len(text)} is longer than {attribute_type}")
-        return text.rstrip(" ") if kind == "char" else text
+        return text
     if kind == "enum":
         text = _text(value, kind)
         if text not in attribute_type.values:

@@ -542,7 +542,8 @@ def test_insert_errors_are_one_line_and_write_nothing(lab, tmp_path):
         assert lab.fails("insert", table, write(path, text)) == expected, name
         assert lab.counts() == unchanged, name
     from_stdin = lab.fails("insert", "Subject", "-", input='[{"subject_id": 3}')
-    assert from_stdin == "<stdin>:1:19: invalid JSON: Expecting ',' delimiter"
+    # stdin without a --format is read as YAML, which reads JSON too (and YAML flow style).
+    assert from_stdin == "<stdin>:1:19: invalid YAML: expected ',' or ']', but got '<stream end>'"
     assert lab.counts() == unchanged
 
 

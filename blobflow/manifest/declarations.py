@@ -96,6 +96,8 @@ def read_document(root: Located) -> Document:
     check_keys(root, DOCUMENT_FIELDS, "the manifest")
     schema_node = require(top, "schema", root, "the manifest")
     schema = check_name(schema_node.value, schema_node, "schema", SCHEMA_NAME, "tutorial_blobs")
+    if schema in SQL_KEYWORDS:
+        raise fail(f"schema name '{schema}' is an SQL keyword; choose another name", schema_node)
     tables_node = require(top, "tables", root, "the manifest")
     if not expect_mapping(tables_node, "'tables'"):
         raise fail("'tables' is empty; declare at least one table", tables_node)
