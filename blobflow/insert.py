@@ -60,13 +60,77 @@ def insert_rows(
 
 
 def write_prepared(database: Database, batches: list[PreparedRows], mode: str = "error") -> None:
-    """Write prepared rows of several tables (parents first) in one transaction, or explain the failure."""
+    """Write a master's rows and its parts' rows in one transaction, or explain the failure."""
+    _check_unenforced_parents(database, batches)
     try:
         with database.engine.begin() as connection:
-            for prepared in batches:
+            master, parts = batches[0], batches[1:]
+            if parts and mode != "error":
+                parts = _settle_existing_parts(connection, database, master, parts, mode)
+            for prepared in [master, *parts]:
                 db.bulk_insert(connection, database.sql[prepared.table.qualified_name], prepared, mode)
     except sa.exc.IntegrityError as exc:
         raise diagnose_failure(database, batches, exc) from None
+
+
+def _settle_existing_parts(
+    connection: sa.Connection, database: Database, master: PreparedRows, parts: list[PreparedRows], mode: str
+) -> list[PreparedRows]:
+    """Part rows belong to their master row as a whole. Skipping a master that exists skips its part
+    rows; replacing it replaces its part rows (old ones not in the new set go)."""
+    table = master.table
+    existing = set(_existing_keys(connection, database, table, master.keys()))
+    if not existing:
+        return parts
+    settled = []
+    for part in parts:
+        positions = [part.columns.index(k) for k in table.primary_key]
+        owner = [tuple(row[i] for i in positions) for row in part.values]
+        if mode == "replace":
+            sql_part = database.sql[part.table.qualified_name]
+            columns = [sql_part.c[k] for k in table.primary_key]
+            for _, chunk in _chunks(sorted(existing, key=repr)):
+                connection.execute(sa.delete(sql_part).where(sa.tuple_(*columns).in_(chunk)))
+            settled.append(part)
+            continue
+        keep = [i for i, key in enumerate(owner) if key not in existing]
+        settled.append(
+            PreparedRows(
+                part.table, part.columns, [part.values[i] for i in keep], [part.labels[i] for i in keep]
+            )
+        )
+    return settled
+
+
+def _existing_keys(
+    connection: sa.Connection, database: Database, table: Table, keys: list[tuple]
+) -> list[tuple]:
+    sql_table = database.sql[table.qualified_name]
+    columns = [sql_table.c[k] for k in table.primary_key]
+    found: list[tuple] = []
+    for _, chunk in _chunks(keys):
+        found += [
+            tuple(r) for r in connection.execute(sa.select(*columns).where(sa.tuple_(*columns).in_(chunk)))
+        ]
+    return found
+
+
+def _check_unenforced_parents(database: Database, batches: list[PreparedRows]) -> None:
+    """SQLite cannot enforce foreign keys across schemas (attached files): check those parents here."""
+    if db.is_postgres(database.engine):
+        return
+    written = {b.table.qualified_name for b in batches}
+    for prepared in batches:
+        crossing = [
+            fk
+            for fk in prepared.table.foreign_keys
+            if database.pipeline.table(fk.parent).schema != prepared.table.schema
+        ]
+        if crossing:
+            with database.engine.connect() as connection:
+                message = _missing_parent(connection, database, prepared, written, crossing)
+            if message:
+                raise DataError(message)
 
 
 def _split_parts(table: Table, rows: Iterable[Mapping[str, Any]]):
@@ -155,10 +219,14 @@ def _taken_key(connection: sa.Connection, database: Database, prepared: Prepared
 
 
 def _missing_parent(
-    connection: sa.Connection, database: Database, prepared: PreparedRows, written: set[str]
+    connection: sa.Connection,
+    database: Database,
+    prepared: PreparedRows,
+    written: set[str],
+    foreign_keys: list | None = None,
 ) -> str | None:
     table = prepared.table
-    for fk in table.foreign_keys:
+    for fk in table.foreign_keys if foreign_keys is None else foreign_keys:
         if fk.parent in written:
             continue  # written in the same transaction, rolled back now: cannot be checked here
         parent = database.sql[fk.parent]

@@ -148,3 +148,88 @@ def test_fetch1_needs_exactly_one_row(lab):
         lab.table("Subject").fetch1()
     with pytest.raises(DataError, match="expected one row, found no row"):
         lab.table("Subject").fetch1({"subject_id": 99})
+
+
+def test_skip_duplicates_skips_the_parts_of_existing_masters(lab):
+    session = lab.table("Session")
+    session.insert1({"subject_id": 1, "session": 1, "Trial": [{"trial": 1, "score": 0.5}]})
+    session.insert(
+        [
+            {"subject_id": 1, "session": 1, "Trial": [{"trial": 2, "score": 0.9}]},
+            {"subject_id": 2, "session": 1, "Trial": [{"trial": 1, "score": 0.1}]},
+        ],
+        skip_duplicates=True,
+    )
+    trials = [(t["subject_id"], t["trial"], t["score"]) for t in lab.table("Session.Trial").fetch()]
+    assert trials == [(1, 1, 0.5), (2, 1, 0.1)]
+
+
+def test_replace_replaces_the_parts_of_existing_masters(lab):
+    session = lab.table("Session")
+    session.insert1(
+        {"subject_id": 1, "session": 1, "Trial": [{"trial": 1, "score": 0.5}, {"trial": 2, "score": 0.6}]}
+    )
+    session.insert1(
+        {"subject_id": 1, "session": 1, "note": "again", "Trial": [{"trial": 3, "score": 0.7}]}, replace=True
+    )
+    trials = [(t["trial"], t["score"]) for t in lab.table("Session.Trial").fetch()]
+    assert trials == [(3, 0.7)]
+    assert session.fetch1()["note"] == "again"
+
+
+TWO_SCHEMAS = {
+    "a.yaml": """
+        schema: people
+        tables:
+          Person:
+            tier: manual
+            key: {person_id: int32}
+        """,
+    "b.yaml": """
+        schema: visits
+        tables:
+          Visit:
+            tier: manual
+            depends: [people.Person]
+            key: {visit: int16}
+        """,
+}
+
+
+def test_foreign_keys_across_schemas_hold_on_both_databases(backend, tmp_path):
+    for name, text in TWO_SCHEMAS.items():
+        (tmp_path / name).write_text(textwrap.dedent(text))
+    pipe = backend.open(tmp_path)
+    pipe.init()
+    pipe.table("Person").insert1({"person_id": 1})
+    pipe.table("Visit").insert1({"person_id": 1, "visit": 1})
+    with pytest.raises(DataError, match=r"row 2: no Person row has \(person_id=2\)"):
+        pipe.table("Visit").insert([{"person_id": 1, "visit": 2}, {"person_id": 2, "visit": 1}])
+    assert pipe.table("Visit").count() == 1
+    pipe.close()
+
+
+def test_nan_is_null_on_both_databases(backend, tmp_path):
+    path = tmp_path / "m.yaml"
+    path.write_text(
+        textwrap.dedent("""
+        schema: measure
+        tables:
+          Reading:
+            tier: manual
+            key: {reading_id: int32}
+            attributes:
+              value: {type: float64, default: null}
+              strict: float32
+        """)
+    )
+    pipe = backend.open(path)
+    pipe.init()
+    reading = pipe.table("Reading")
+    reading.insert1({"reading_id": 1, "value": float("nan"), "strict": 1.0})
+    assert reading.fetch1()["value"] is None
+    with pytest.raises(
+        DataError, match="row 1: attribute 'strict' is NaN, which is stored as null, but Reading"
+    ):
+        reading.insert1({"reading_id": 2, "strict": np.float32("nan")})
+    pipe.close()
