@@ -21,8 +21,14 @@ demo: $(STAMP)
 	mkdir -p $(DEMO_DIR)
 	$(BLOBFLOW) init
 	$(BLOBFLOW) insert Image pipelines/blobs/inserts/images.yaml --skip-duplicates
-	$(BLOBFLOW) tables
-	$(BLOBFLOW) describe Detection
+	$(BLOBFLOW) populate detection --jobs 2
+	$(BLOBFLOW) query "Detection"
+	$(BLOBFLOW) query "Detection & num_blobs < 300"
+	$(BLOBFLOW) query "(Image * Detection).proj(image_name, num_blobs)"
+	$(BLOBFLOW) insert SelectedDetection pipelines/blobs/inserts/selections.yaml --skip-duplicates
+	$(BLOBFLOW) query "SelectedDetection * Detection"
+	$(BLOBFLOW) status
+	@echo "The demo database is $(DEMO_DIR)/blobs.db (schema file $(DEMO_DIR)/blobs.tutorial_blobs.db)."
 
 test: $(STAMP)
 	$(BIN)/ruff check blobflow tests bench
