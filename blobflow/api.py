@@ -15,13 +15,14 @@ from typing import Any
 
 import numpy as np
 
-from blobflow import inspection
 from blobflow.database import Database, open_database
 from blobflow.declare import DropPlan, InitResult, drop_database, init_database, plan_drop
 from blobflow.describe import describe_table
 from blobflow.errors import DataError
 from blobflow.insert import InsertResult, insert_rows
+from blobflow.inspection import row_counts
 from blobflow.model import Pipeline, Table
+from blobflow.query.relation import Relation
 
 
 class TableHandle:
@@ -59,6 +60,17 @@ class TableHandle:
     def insert1(self, row: Mapping[str, Any], **options: bool) -> InsertResult:
         return self.insert([row], **options)
 
+    def rows(self, key: Mapping[str, Any] | None = None) -> Query:
+        """This table's rows as a query, restricted by the attributes of `key` it has (DataJoint's
+        `Table & key`); everything below goes through it."""
+        from blobflow.query import restrict_by_key
+        from blobflow.query.compiler import table_relation
+
+        relation = table_relation(self.database, self.model)
+        return Query(
+            self.database, self.model.name, restrict_by_key(relation, dict(key)) if key else relation
+        )
+
     def iter(
         self,
         key: Mapping[str, Any] | None = None,
@@ -66,9 +78,8 @@ class TableHandle:
         order_by: Sequence[str] | None = None,
         limit: int | None = None,
     ) -> Iterator[dict[str, Any]]:
-        """Stream rows as dicts, restricted by the attributes of `key` this table has."""
-        select = inspection.select_rows(self.database, self.model, key, attributes, order_by, limit)
-        return inspection.iter_rows(self.database, select)
+        """Stream rows as dicts, in primary-key order unless `order_by` names attributes ("x desc")."""
+        return self.rows(key).iter(*(attributes or ()), order_by=_order(order_by), limit=limit)
 
     def fetch(
         self,
@@ -93,11 +104,10 @@ class TableHandle:
         self, *attributes: str, key: Mapping[str, Any] | None = None, order_by: Sequence[str] | None = None
     ) -> tuple[np.ndarray, ...]:
         """One numpy array per attribute (all attributes when none are named), in key order."""
-        select = inspection.select_rows(self.database, self.model, key, attributes or None, order_by)
-        return inspection.to_arrays(self.database, self.model, select)
+        return self.rows(key).to_arrays(*attributes, order_by=_order(order_by))
 
     def count(self, key: Mapping[str, Any] | None = None) -> int:
-        return inspection.count_rows(self.database, self.model, key)
+        return self.rows(key).count()
 
     def __len__(self) -> int:
         return self.count()
@@ -109,12 +119,12 @@ class TableHandle:
 class Query:
     """The rows of a query expression, fetched lazily: `pipe.query("Detection & num_blobs < 300")`."""
 
-    def __init__(self, database: Database, text: str):
+    def __init__(self, database: Database, text: str, relation: Relation | None = None):
         from blobflow.query import compile_query
 
         self.database = database
         self.text = text
-        self.relation = compile_query(database, text)
+        self.relation = relation if relation is not None else compile_query(database, text)
 
     def __repr__(self) -> str:
         return f"<Query {self.text!r}>"
@@ -168,6 +178,12 @@ class Query:
         return self.count()
 
 
+def _order(order_by: Sequence[str] | str | None) -> str | None:
+    if order_by is None or isinstance(order_by, str):
+        return order_by
+    return ", ".join(order_by)
+
+
 class PipelineHandle:
     """A pipeline bound to a database."""
 
@@ -195,7 +211,7 @@ class PipelineHandle:
         drop_database(self.database)
 
     def row_counts(self) -> dict[str, int | None]:
-        return inspection.row_counts(self.database)
+        return row_counts(self.database)
 
     def close(self) -> None:
         self.database.dispose()

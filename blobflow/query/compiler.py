@@ -14,6 +14,7 @@ import sqlalchemy as sa
 
 from blobflow.database import Database
 from blobflow.errors import QueryError, UsageError
+from blobflow.model import Table
 from blobflow.query.conditions import ValueCompiler
 from blobflow.query.parser import parse, position
 from blobflow.query.relation import BOOL, NUMBER, STRING, Column, Relation, kind_of
@@ -69,11 +70,7 @@ class QueryCompiler:
             table = self.database.resolve(name or "")
         except UsageError as exc:
             raise self.error(exc.message, node) from None
-        sql_table = self.database.sql[table.qualified_name]
-        select = sa.select(*[sql_table.c[a.name] for a in table.attributes])
-        columns = {a.name: Column(kind_of(a.type), a.type) for a in table.attributes}
-        heading = tuple(a.name for a in table.attributes)
-        return Relation(select, heading, table.primary_key, columns, table.name, table.qualified_name)
+        return table_relation(self.database, table)
 
     def is_relation(self, node: lark.Tree, heading: tuple[str, ...]) -> bool:
         """Whether a restrictor denotes rows of a table (a semijoin) rather than a condition."""
@@ -225,6 +222,15 @@ class QueryCompiler:
 
             return top(self, relation, arguments, node)
         raise self.error(f"unknown method '{name}'; expected proj, aggr or top", name_token)
+
+
+def table_relation(database: Database, table: Table) -> Relation:
+    """All rows of one table (its declared attributes; provenance columns stay hidden)."""
+    sql_table = database.sql[table.qualified_name]
+    select = sa.select(*[sql_table.c[a.name] for a in table.attributes])
+    columns = {a.name: Column(kind_of(a.type), a.type) for a in table.attributes}
+    heading = tuple(a.name for a in table.attributes)
+    return Relation(select, heading, table.primary_key, columns, table.name, table.qualified_name)
 
 
 def _string_value(token: lark.Token) -> str:
