@@ -23,6 +23,7 @@ from blobflow.errors import BlobflowError, ConnectionFailed, UsageError
 from blobflow.sources import FORMATS, detect_format, read_rows, resolve_blob_sources
 
 EXIT_INTERRUPTED = 130
+EXIT_INTERNAL = 3  # a bug in blobflow: distinct from 1 (keys failed) and 2 (the user's input)
 
 
 @dataclass
@@ -94,7 +95,7 @@ class BlobflowGroup(click.Group):
                 "for the traceback)",
                 debug,
             )
-            ctx.exit(1)
+            ctx.exit(EXIT_INTERNAL)
 
 
 @click.group(
