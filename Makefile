@@ -29,6 +29,10 @@ demo: $(STAMP)
 	$(BLOBFLOW) query "SelectedDetection * Detection"
 	$(BLOBFLOW) status
 	@echo "The demo database is $(DEMO_DIR)/blobs.db (schema file $(DEMO_DIR)/blobs.tutorial_blobs.db)."
+	$(BLOBFLOW) diagram --out $(DEMO_DIR)/diagram.png
+	$(BLOBFLOW) diagram --out $(DEMO_DIR)/diagram.mmd
+	$(BLOBFLOW) view blobs --out $(DEMO_DIR)/blobs.png
+	@echo "The pipeline diagram is $(DEMO_DIR)/diagram.png (Mermaid: $(DEMO_DIR)/diagram.mmd); the detected blobs are drawn in $(DEMO_DIR)/blobs.png."
 
 test: $(STAMP)
 	$(BIN)/ruff check blobflow tests bench
@@ -39,7 +43,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check blobflow tests bench
 
 bench: $(STAMP)
-	$(BIN)/python bench/bench_codec.py
+	$(BIN)/python bench/run_all.py
 
 clean:
 	rm -rf out .pytest_cache .ruff_cache .hypothesis

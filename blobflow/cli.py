@@ -337,13 +337,14 @@ def populate(
             where=where,
         )
         summaries: dict = {}
+        key_names = {table.name: table.primary_key for table in pipe.model}
         try:
             with render.PopulateProgress(progress) as display:
                 run_populate(pipe.database, targets or None, options, display, summaries)
         except KeyboardInterrupt:
-            _print_summary(summaries, as_json)
+            _print_summary(summaries, as_json, key_names)
             raise
-    _print_summary(summaries, as_json)
+    _print_summary(summaries, as_json, key_names)
     if any(s.failed for s in summaries.values()):
         raise click.exceptions.Exit(1)
 
@@ -357,7 +358,7 @@ def _print_plan(pipe: PipelineHandle, targets: list, where: str | None) -> None:
         render.print_text(f"{table.name}: {count} pending" + (f": {keys}{more}" if keys else ""))
 
 
-def _print_summary(summaries: dict, as_json: bool) -> None:
+def _print_summary(summaries: dict, as_json: bool, key_names: dict[str, tuple[str, ...]]) -> None:
     if as_json:
         render.print_json(
             {
@@ -376,9 +377,9 @@ def _print_summary(summaries: dict, as_json: bool) -> None:
             line += f", {summary.skipped} done by another process"
         render.message(line + f" in {summary.seconds:.1f} s")
         for error in summary.errors[:3]:
-            render.message(
-                f"  {error.key}: {error.error_type}: {error.message.splitlines()[0] if error.message else ''}"
-            )
+            key = _key_text(dict(zip(key_names.get(name, ()), error.key)))
+            first_line = error.message.splitlines()[0] if error.message else ""
+            render.message(f"  ({key}): {error.error_type}: {first_line}")
         if summary.failed:
             render.message("  `blobflow jobs --errors -v` shows every failure with its traceback")
 
@@ -518,6 +519,98 @@ def delete(settings: Settings, expression: str, yes: bool, dry_run: bool) -> Non
                 return
         done = execute_delete(pipe.database, expression)
     render.message("deleted " + ", ".join(f"{n} {name} rows" for name, n in done.counts.items()))
+
+
+@cli.command()
+@click.option(
+    "--format",
+    "diagram_format",
+    type=click.Choice(["mermaid", "dot", "svg", "png"]),
+    help="Output format [default: from the extension of --out, else mermaid].",
+)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    metavar="FILE",
+    help="Write to FILE (.mmd .md .dot .gv .svg .png) instead of stdout.",
+)
+@pass_settings
+def diagram(settings: Settings, diagram_format: str | None, out: Path | None) -> None:
+    """Draw the pipeline's tables and their dependencies; needs no database.
+
+    Tiers are coloured as in DataJoint: manual green, lookup grey, imported blue, computed red, parts
+    small beside their master. Arrows go from parent to child: solid for `depends`, dashed for
+    `references`. Mermaid renders on GitHub; svg and png are drawn with matplotlib.
+
+    \b
+    Example:
+      blobflow -p pipelines/blobs diagram
+      blobflow -p pipelines/blobs diagram --out diagram.png
+    """
+    from blobflow.diagram import format_for_path, render_diagram
+    from blobflow.manifest import load_pipeline
+
+    pipeline = load_pipeline(settings.pipeline_path())
+    chosen = diagram_format or (format_for_path(out) if out is not None else "mermaid")
+    markdown = chosen == "mermaid" and out is not None and out.suffix.lower() == ".md"
+    content = render_diagram(pipeline, chosen, markdown=markdown)
+    if out is None:
+        if isinstance(content, bytes):
+            if sys.stdout.isatty():
+                raise UsageError("a png diagram is binary: pass --out FILE or redirect stdout")
+            sys.stdout.flush()
+            sys.stdout.buffer.write(content)
+            sys.stdout.buffer.flush()
+        else:
+            click.echo(content, nl=False)
+        return
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(content, bytes):
+        out.write_bytes(content)
+    else:
+        out.write_text(content, encoding="utf-8")
+    render.message(f"wrote {out} ({chosen})")
+
+
+@cli.command()
+@click.argument("name", required=False)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    metavar="FILE",
+    help="Figure file; the format follows the extension (.png, .svg, .pdf, ...) [default: NAME.png].",
+)
+@pass_settings
+def view(settings: Settings, name: str | None, out: Path | None) -> None:
+    """Run a plotting view declared under `views:` in the manifest and save its figure; without NAME,
+    list the views.
+
+    The view function is called with `pipe` (the open pipeline, for queries) and `out` (the file), each
+    when it accepts it, and returns a matplotlib Figure that blobflow saves (or writes `out` itself).
+    A view that raises is reported in one line and exits with status 1.
+
+    \b
+    Example:
+      blobflow -p pipelines/blobs view blobs --out blobs.png
+    """
+    from blobflow import views
+    from blobflow.manifest import load_pipeline
+
+    pipeline = load_pipeline(settings.pipeline_path())
+    if name is None:
+        if not pipeline.views:
+            render.message("the pipeline declares no views (add a 'views:' section to the manifest)")
+            return
+        render.print_rows(
+            ["view", "function", "description"],
+            [(v.name, f"{v.module}:{v.function}", v.description) for v in pipeline.views.values()],
+        )
+        return
+    found = views.find_view(pipeline, name)  # an unknown name is refused before touching the database
+    views.use_headless_backend()
+    with settings.open() as pipe:
+        result = views.run_view(pipe, found.name, out if out is not None else Path(f"{found.name}.png"))
+    render.message(f"wrote {result.path}")
 
 
 def main() -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import operator
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -56,7 +57,23 @@ def create_engine(url: str | URL, schemas: Sequence[str]) -> Engine:
     parsed = normalise_url(url)
     if parsed.get_backend_name() == "sqlite":
         return _sqlite_engine(parsed, tuple(schemas))
-    return sa.create_engine(parsed, pool_pre_ping=True, connect_args={"connect_timeout": 10})
+    engine = sa.create_engine(parsed, pool_pre_ping=True, connect_args={"connect_timeout": 10})
+    sa.event.listen(engine, "before_cursor_execute", _binary_results)
+    return engine
+
+
+# Execution option: on PostgreSQL, the server sends this statement's results in binary, so bytea comes
+# as raw bytes instead of hex text: six times faster for a 7 MB image. psycopg loads every type blobflow
+# declares to the same Python values either way (float4 to the exact float32, which Float32 rounds
+# to the shortest decimal as it does the text form).
+BINARY_RESULTS = "blobflow_binary_results"
+
+
+def _binary_results(_connection, cursor, _statement, _parameters, context, _executemany) -> None:
+    if context is not None and context.execution_options.get(BINARY_RESULTS):
+        from psycopg import pq
+
+        cursor.format = pq.Format.BINARY
 
 
 def schema_file(url: URL, schema: str) -> str:
@@ -148,17 +165,22 @@ def bulk_insert(
         copy_types = [_copy_type(table.c[name].type) for name in columns]
         _copy_rows(connection, table, columns, rows, copy_types)
         return
-    statement = _insert_statement(connection, table, on_duplicate)
+    if not is_postgres(connection):
+        _execute_positional(connection, table, tuple(columns), rows, on_duplicate)
+        return
+    statement = _insert_statement(connection.dialect, table, on_duplicate, table.schema)
     connection.execute(statement, [dict(zip(columns, row)) for row in rows])
 
 
-def _insert_statement(connection: sa.Connection, table: sa.Table, on_duplicate: str):
+def _insert_statement(dialect: sa.Dialect, table: sa.Table, on_duplicate: str, schema: str | None):
+    """INSERT into the raw table (in `schema`), with ON CONFLICT for `skip` and `replace`."""
+    raw = _raw_table(table, schema)
     if on_duplicate == "error":
-        return sa.insert(_raw_table(table))
+        return sa.insert(raw)
     from sqlalchemy.dialects import postgresql, sqlite
 
-    dialect_insert = postgresql.insert if is_postgres(connection) else sqlite.insert
-    statement = dialect_insert(_raw_table(table))
+    dialect_insert = postgresql.insert if dialect.name == "postgresql" else sqlite.insert
+    statement = dialect_insert(raw)
     key = [c.name for c in table.primary_key.columns]
     if on_duplicate == "skip":
         return statement.on_conflict_do_nothing(index_elements=key)
@@ -188,14 +210,61 @@ def _copy_type(column_type: sa.types.TypeEngine) -> str:
 
 
 @functools.lru_cache(maxsize=256)
-def _raw_table(table: sa.Table) -> sa.Table:
-    """The table with plain column types: rows reaching bulk_insert are already database-ready, so type
-    decorators (which encode blobs) must not run a second time."""
-    raw = sa.Table(table.name, sa.MetaData(), schema=table.schema)
+def _raw_table(table: sa.Table, schema: str | None) -> sa.Table:
+    """The table (in `schema`) with plain column types: rows reaching bulk_insert are already
+    database-ready, so type decorators (which encode blobs) must not run a second time."""
+    raw = sa.Table(table.name, sa.MetaData(), schema=schema)
     for column in table.columns:
         column_type = column.type.impl if isinstance(column.type, sa.types.TypeDecorator) else column.type
         raw.append_column(sa.Column(column.name, column_type, primary_key=column.primary_key))
     return raw
+
+
+def _execute_positional(
+    connection: sa.Connection,
+    table: sa.Table,
+    columns: tuple[str, ...],
+    rows: Sequence[tuple],
+    on_duplicate: str,
+) -> None:
+    """executemany with the rows as they are (tuples), not one dict per row: the statement SQLAlchemy
+    would send, at a fraction of its per-row cost. Types' bind processors (datetimes to text on
+    SQLite, and so on) still run, a column at a time."""
+    schema = _translated_schema(connection, table)
+    sql, order, processors = _positional_insert(connection.dialect, table, schema, columns, on_duplicate)
+    if order is not None or any(processors):
+        parameters = []
+        for position, process in zip(order or range(len(columns)), processors):
+            column = map(operator.itemgetter(position), rows)
+            parameters.append(column if process is None else map(process, column))
+        rows = list(zip(*parameters))
+    connection.exec_driver_sql(sql, rows if isinstance(rows, list) else list(rows))
+
+
+@functools.lru_cache(maxsize=256)
+def _positional_insert(
+    dialect: sa.Dialect, table: sa.Table, schema: str | None, columns: tuple[str, ...], on_duplicate: str
+) -> tuple[str, tuple[int, ...] | None, tuple]:
+    """The INSERT's SQL text with positional parameters; where each parameter is in `columns` (None
+    when in the same order); and each parameter's bind processor (None: the value goes as it is)."""
+    statement = _insert_statement(dialect, table, on_duplicate, schema)
+    compiled = statement.compile(dialect=dialect, column_keys=list(columns))
+    names = tuple(compiled.positiontup or ())
+    order = None if names == columns else tuple(columns.index(name) for name in names)
+    raw = _raw_table(table, schema)
+    processors = tuple(_bind_processor(raw.c[name].type, dialect) for name in names)
+    return compiled.string, order, processors
+
+
+def _bind_processor(column_type: sa.types.TypeEngine, dialect: sa.Dialect):
+    if isinstance(column_type, sa.Float):
+        return None  # float() of what is a Python float already (values._float makes every one)
+    return column_type.dialect_impl(dialect).bind_processor(dialect)
+
+
+def _translated_schema(connection: sa.Connection, table: sa.Table) -> str | None:
+    translate = connection.get_execution_options().get("schema_translate_map") or {}
+    return translate.get(table.schema, table.schema)
 
 
 def _copy_rows(
@@ -209,9 +278,7 @@ def _copy_rows(
     from psycopg import sql
     from psycopg.types.json import Jsonb
 
-    schema = (
-        connection.get_execution_options().get("schema_translate_map", {}).get(table.schema, table.schema)
-    )
+    schema = _translated_schema(connection, table)
     statement = sql.SQL("COPY {}.{} ({}) FROM STDIN (FORMAT BINARY)").format(
         sql.Identifier(schema), sql.Identifier(table.name), sql.SQL(", ").join(map(sql.Identifier, columns))
     )

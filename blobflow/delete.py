@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 
 from blobflow.database import Database
-from blobflow.errors import UsageError
+from blobflow.errors import DataError, UsageError
 from blobflow.model import Table
 from blobflow.query import compile_query
 
@@ -33,8 +33,17 @@ def plan_delete(database: Database, expression: str) -> DeletePlan:
 
 def execute_delete(database: Database, expression: str) -> DeletePlan:
     """Delete the rows and everything depending on them; returns what was deleted."""
-    with database.engine.begin() as connection:
-        plan = _collect(connection, database, expression, delete=True)
+    try:
+        with database.engine.begin() as connection:
+            plan = _collect(connection, database, expression, delete=True)
+    except sa.exc.IntegrityError as exc:
+        # Every foreign key blobflow declared is followed above, so this is one it does not know of (a
+        # table created outside the manifest) or a row inserted meanwhile. The transaction rolled back.
+        detail = " ".join(str(exc.orig).split())
+        raise DataError(
+            f"the database refused the delete, so nothing was deleted: {detail} (a row that blobflow "
+            "does not know of, in a table outside the pipeline or inserted meanwhile, refers to these rows)"
+        ) from None
     return plan
 
 
@@ -81,7 +90,12 @@ class _Marks:
             temporary = sa.Table(
                 f"blobflow_delete_{len(self.temporary)}",
                 self.metadata,
-                *[sa.Column(k, source.c[k].type, primary_key=True) for k in table.primary_key],
+                # No autoincrement: a single integer key would become SERIAL on PostgreSQL, creating
+                # a sequence for every delete.
+                *[
+                    sa.Column(k, source.c[k].type, primary_key=True, autoincrement=False)
+                    for k in table.primary_key
+                ],
                 prefixes=["TEMPORARY"],
             )
             temporary.create(self.connection)
@@ -94,9 +108,14 @@ class _Marks:
         fresh = keys.subquery()
         known = sa.select(sa.literal(1)).where(*[temporary.c[k] == fresh.c[k] for k in table.primary_key])
         new = sa.select(*[fresh.c[k] for k in table.primary_key]).where(~known.exists()).distinct()
-        return self.connection.execute(
-            sa.insert(temporary).from_select(list(table.primary_key), new)
-        ).rowcount
+        # Counted, not taken from the INSERT's rowcount: SQLAlchemy does not promise a rowcount for
+        # INSERT ... SELECT (psycopg reported -1), and the cascade stops when nothing new is marked.
+        before = self._count(temporary)
+        self.connection.execute(sa.insert(temporary).from_select(list(table.primary_key), new))
+        return self._count(temporary) - before
+
+    def _count(self, temporary: sa.Table) -> int:
+        return self.connection.execute(sa.select(sa.func.count()).select_from(temporary)).scalar_one()
 
     def cascade(self) -> None:
         """Mark children of marked rows, and masters of marked part rows, until nothing new is marked."""
@@ -123,9 +142,7 @@ class _Marks:
 
     def counts(self) -> dict[str, int]:
         return {
-            table.name: self.connection.execute(
-                sa.select(sa.func.count()).select_from(self.temporary[table.qualified_name])
-            ).scalar_one()
+            table.name: self._count(self.temporary[table.qualified_name])
             for table in self.database.pipeline
             if table.qualified_name in self.temporary
         }

@@ -6,13 +6,14 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import sqlalchemy as sa
 
 from blobflow import db
 from blobflow.database import Database
 from blobflow.errors import DataError, UsageError
 from blobflow.model import Table
-from blobflow.rows import PreparedRows, as_row_dicts, prepare_rows, table_part_names
+from blobflow.rows import PreparedRows, as_row_dicts, prepare_any, prepare_rows, table_part_names
 
 DIAGNOSIS_CHUNK = 500
 
@@ -49,9 +50,14 @@ def insert_rows(
         )
     if table.is_derived and not allow_direct:
         raise UsageError(f"{table.name} is {table.tier}: its rows come from `blobflow populate`, not insert")
-    master_rows, part_rows = _split_parts(table, as_row_dicts(rows))
-    prepared = prepare_rows(table, master_rows, ignore_extra_fields=ignore_extra_fields)
-    parts = _prepare_parts(database, table, prepared, part_rows, ignore_extra_fields)
+    if _columns_without_parts(table, rows):
+        # A dict of columns or a structured array: checked a column at a time, no dict per row.
+        prepared = prepare_any(table, rows, ignore_extra_fields=ignore_extra_fields)
+        parts: dict[str, PreparedRows] = {}
+    else:
+        master_rows, part_rows = _split_parts(table, as_row_dicts(rows))
+        prepared = prepare_rows(table, master_rows, ignore_extra_fields=ignore_extra_fields)
+        parts = _prepare_parts(database, table, prepared, part_rows, ignore_extra_fields)
     mode = "skip" if skip_duplicates else "replace" if replace else "error"
     write_prepared(database, [prepared, *parts.values()], mode)
     return InsertResult(
@@ -131,6 +137,17 @@ def _check_unenforced_parents(database: Database, batches: list[PreparedRows]) -
                 message = _missing_parent(connection, database, prepared, written, crossing)
             if message:
                 raise DataError(message)
+
+
+def _columns_without_parts(table: Table, rows: Any) -> bool:
+    """Whether rows come as columns (a dict of them, or a structured array) none of which is a part."""
+    if isinstance(rows, np.ndarray):
+        names = rows.dtype.names or ()
+    elif isinstance(rows, Mapping):
+        names = tuple(rows)
+    else:
+        return False
+    return not set(names) & set(table_part_names(table))
 
 
 def _split_parts(table: Table, rows: Iterable[Mapping[str, Any]]):

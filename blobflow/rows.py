@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import itertools
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -10,8 +11,36 @@ import numpy as np
 
 from blobflow import codec
 from blobflow.errors import DataError
-from blobflow.model import Table
-from blobflow.values import InvalidValue, convert_value
+from blobflow.model import Attribute, Table
+from blobflow.values import INTEGER_RANGES, InvalidValue, convert_value
+
+
+class RowLabels(Sequence[str]):
+    """Labels "Blob row 1", "Blob row 2", ... made when read: a make may return 100,000 rows, whose
+    labels are needed only when something is wrong. More labels can be appended, as to a list."""
+
+    def __init__(self, label: str, count: int):
+        self._label, self._count = label, count
+        self._more: list[str] = []
+
+    def __len__(self) -> int:
+        return self._count + len(self._more)
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        position = index + len(self) if index < 0 else index
+        if not 0 <= position < len(self):
+            raise IndexError(index)
+        return (
+            f"{self._label} {position + 1}" if position < self._count else self._more[position - self._count]
+        )
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Sequence) and list(self) == list(other)
+
+    def extend(self, labels: Iterable[str]) -> None:
+        self._more.extend(labels)
 
 
 @dataclass(frozen=True)
@@ -22,7 +51,7 @@ class PreparedRows:
     table: Table
     columns: tuple[str, ...]
     values: list[tuple[Any, ...]]
-    labels: list[str]  # how errors name each row: "row 3", "row 2, Blob row 7"
+    labels: list[str] | RowLabels  # how errors name each row: "row 3", "row 2, Blob row 7"
 
     def extend(self, other: PreparedRows) -> None:
         self.values.extend(other.values)
@@ -95,6 +124,154 @@ def prepare_rows(
     return PreparedRows(table, columns, values, labels)
 
 
+def prepare_any(
+    table: Table,
+    rows: Any,
+    *,
+    ignore_extra_fields: bool = False,
+    given: Mapping[str, Any] | None = None,
+    label: str = "row",
+) -> PreparedRows:
+    """`prepare_rows` for rows in any form `as_row_dicts` accepts, with the same checks and results.
+
+    Rows given as columns (a dict of numpy arrays, lists or tuples, or a structured array) are checked
+    and converted a column at a time, numeric numpy columns with vectorised checks, without making a
+    dict per row. When anything does not fit, the row-by-row path runs instead and says exactly where.
+    """
+    columns = _as_columns(rows)
+    if columns is not None:
+        try:
+            return _prepare_columns(table, *columns, ignore_extra_fields, given, label)
+        except Exception:
+            pass  # the row-by-row path below raises the precise error
+    return prepare_rows(
+        table, as_row_dicts(rows), ignore_extra_fields=ignore_extra_fields, given=given, label=label
+    )
+
+
+class _Unfit(Exception):
+    """Raised inside the column path when a value does not fit; the row path explains it."""
+
+
+_COLUMN_TYPES = (list, tuple, np.ndarray)
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def _as_columns(rows: Any) -> tuple[dict[str, Any], int] | None:
+    """Rows as (equal-length columns by name, row count), when given as columns; else None."""
+    if isinstance(rows, np.ndarray):
+        if rows.dtype.names is None:
+            return None
+        rows = np.atleast_1d(rows)
+        if rows.ndim != 1:
+            return None
+        columns = {name: rows[name] for name in rows.dtype.names}
+    elif isinstance(rows, Mapping):
+        columns = dict(rows)
+    else:
+        return None
+    for column in columns.values():
+        if not isinstance(column, _COLUMN_TYPES) or (isinstance(column, np.ndarray) and column.ndim == 0):
+            return None
+    lengths = {len(column) for column in columns.values()}
+    if len(lengths) != 1 or 0 in lengths:
+        return None  # no columns, no rows, or columns of different lengths: the row path handles those
+    return columns, lengths.pop()
+
+
+def _prepare_columns(
+    table: Table,
+    columns: dict[str, Any],
+    count: int,
+    ignore_extra_fields: bool,
+    given: Mapping[str, Any] | None,
+    label: str,
+) -> PreparedRows:
+    names = tuple(a.name for a in table.attributes)
+    ignored = set(table_part_names(table))
+    if any(name not in names and name not in ignored and not ignore_extra_fields for name in columns):
+        raise _Unfit("an extra field")
+    converted: dict[str, list[Any] | None] = {}  # None: the same value in every row (in `constant`)
+    constant: dict[str, Any] = {}
+    for attribute in table.attributes:
+        name = attribute.name
+        if given and name in given:
+            if name in columns:
+                _check_agrees(columns[name], given[name])
+            converted[name], constant[name] = None, _convert_value(table, attribute, given[name], label)
+        elif name in columns:
+            converted[name] = _convert_column(table, attribute, columns[name], label)
+        elif attribute.has_default:
+            converted[name], constant[name] = None, attribute.default
+        elif attribute.nullable:
+            converted[name], constant[name] = None, None
+        else:
+            raise _Unfit("a missing attribute")
+    varying_key = [converted[name] for name in table.primary_key if converted[name] is not None]
+    if len(varying_key) == 1:
+        distinct = len(set(varying_key[0]))
+    else:
+        distinct = len(set(zip(*varying_key))) if varying_key else 1
+    if distinct != count:
+        raise _Unfit("a duplicate key")
+    values = list(
+        zip(*[itertools.repeat(constant[n], count) if converted[n] is None else converted[n] for n in names])
+    )
+    return PreparedRows(table, names, values, RowLabels(label, count))
+
+
+def _check_agrees(column: Any, value: Any) -> None:
+    """Every value of the column is the key's value (as `_convert` checks row by row)."""
+    if (
+        isinstance(column, np.ndarray)
+        and column.dtype.kind in "iuf"
+        and isinstance(value, (int, float))
+        and not isinstance(value, bool)
+    ):
+        agrees = bool(np.all(column == value))
+    else:
+        agrees = not any(_plain(v) != _plain(value) for v in column)
+    if not agrees:
+        raise _Unfit("a value differing from the key")
+
+
+def _convert_column(table: Table, attribute: Attribute, column: Any, label: str) -> list[Any]:
+    """One column's values, converted as `_convert_value` converts each."""
+    if isinstance(column, np.ndarray) and column.ndim == 1:
+        values = _convert_numeric_array(attribute, column)
+        if values is not None:
+            return values
+    return [_convert_value(table, attribute, value, label) for value in column]
+
+
+def _convert_numeric_array(attribute: Attribute, column: np.ndarray) -> list[Any] | None:
+    """Vectorised `_convert_value` for integer, float and bool arrays; None for any other case."""
+    kind, dtype_kind = attribute.type.kind, column.dtype.kind
+    if kind in INTEGER_RANGES and dtype_kind in "iu":
+        low, high = INTEGER_RANGES[kind]
+        if int(column.min()) < low or int(column.max()) > high:
+            raise _Unfit("an integer out of range")
+        return column.tolist()
+    if kind in ("float32", "float64") and dtype_kind in "iuf":
+        numbers = column.astype(np.float64)  # what float() makes of each value
+        nan = np.isnan(numbers)
+        if kind == "float32":
+            finite = numbers[np.isfinite(numbers)]
+            if finite.size and float(np.abs(finite).max()) > _FLOAT32_MAX:
+                raise _Unfit("a value out of range for float32")
+            numbers = numbers.astype(np.float32).astype(np.float64)  # rounded as _float rounds
+        values = numbers.tolist()
+        if nan.any():
+            if not attribute.nullable:
+                raise _Unfit("NaN in a column that is not nullable")
+            for index in np.flatnonzero(nan).tolist():
+                values[index] = None  # NaN is stored as null
+        return values
+    if kind == "bool" and dtype_kind == "b":
+        return column.tolist()
+    return None
+
+
 def table_part_names(table: Table) -> list[str]:
     """The short names under which a master's rows may carry their part rows ("Blob")."""
     return [qualified.rsplit(".", 1)[1] for qualified in table.parts]
@@ -118,6 +295,11 @@ def _convert(
         return None
     else:
         raise DataError(f"{where}: missing attribute '{name}' ({attribute.type}) of {table.name}")
+    return _convert_value(table, attribute, value, where)
+
+
+def _convert_value(table: Table, attribute: Attribute, value: Any, where: str) -> Any:
+    name = attribute.name
     if _is_nan(value) and attribute.type.kind in ("float32", "float64"):
         # SQLite turns NaN into NULL; storing NaN as null everywhere keeps both databases alike.
         if not attribute.nullable:

@@ -65,7 +65,8 @@ def test_blobs_pipeline_tables_in_dependency_order(blobs: Pipeline) -> None:
     assert blobs.root == str(BLOBS.resolve())
     assert blobs.database is None
     assert blobs.description == "Blob detection over images x parameter sets"
-    assert blobs.views == {}
+    assert list(blobs.views) == ["blobs"]
+    assert blobs.views["blobs"].function == "plot_blobs"
 
 
 def test_blobs_pipeline_keys_tiers_and_sql_names(blobs: Pipeline) -> None:

@@ -137,6 +137,8 @@ def result(key, name, param):
         row["Item"] = [{"item": 1, "score": 0.5, "subject_id": 99}]
     elif mode == "bad_part":
         row["Item"] = [{"item": 1, "score": 0.5}, {"item": 2, "score": "high"}]
+    elif mode == "too_long":
+        row["label"] = "x" * 31
     elif mode == "not_a_dict":
         return [value]
     return row
@@ -403,6 +405,7 @@ VALIDATION_CASES = {
         "popmake:result: Item row 1: attribute 'subject_id' is 99, but the key being written has 2",
     ),
     "bad_part": ("DataError", "popmake:result: Item row 2: attribute 'score': "),
+    "too_long": ("DataError", "popmake:result: returned row 1: attribute 'label': "),
     "not_a_dict": (
         "DataError",
         "popmake:result: make returned list; expected a dict of attributes and parts",
@@ -460,6 +463,12 @@ def test_error_is_recorded_with_traceback_host_pid_and_time(lab):
     assert job["pid"] == os.getpid()
     assert before <= job["reserved_at"] <= after
     assert job["lease_until"] is None
+    with lab.open() as pipe:
+        listed = list_jobs(pipe.database, errors_only=True)
+    assert [(j.table, j.key, j.status, j.error_type, j.pid) for j in listed] == [
+        ("Result", {"subject_id": 3, "param_id": 1}, "error", "RuntimeError", os.getpid()),
+        ("Result", {"subject_id": 3, "param_id": 2}, "error", "RuntimeError", os.getpid()),
+    ]
 
 
 def test_failure_exits_1_with_summary_and_shows_in_jobs_and_status(lab):
@@ -469,8 +478,8 @@ def test_failure_exits_1_with_summary_and_shows_in_jobs_and_status(lab):
     assert result.stdout == ""
     assert summary_lines(result.stderr) == [
         "Result: 4 computed, 2 failed in N s",
-        "  (3, 1): RuntimeError: popmake:result: boom for subject 3",
-        "  (3, 2): RuntimeError: popmake:result: boom for subject 3",
+        "  (subject_id=3, param_id=1): RuntimeError: popmake:result: boom for subject 3",
+        "  (subject_id=3, param_id=2): RuntimeError: popmake:result: boom for subject 3",
         "  `blobflow jobs --errors -v` shows every failure with its traceback",
         "Summary: 4 computed, 0 failed in N s",
     ]
@@ -569,6 +578,76 @@ def test_writing_a_key_done_meanwhile_counts_it_as_done_not_failed(lab):
     assert len(lab.rows("Result.Item", "item")) == 9
 
 
+def test_a_key_the_database_refuses_fails_alone_and_leaves_nothing(backend, lab):
+    """Its parent row deleted while it was computed: the write of that key fails, the others go in."""
+    with lab.open() as pipe:
+        table = pipe.table("Result").model
+        worker = WorkerId()
+        caller = MakeCaller(pipe.database, table, worker)
+        keys = [(1, 1), (2, 1), (3, 1)]
+        inputs = caller.fetch_inputs(keys)
+        results = [caller.compute(key, inputs[key]) for key in keys]
+        subject = pipe.database.sql[pipe.table("Subject").model.qualified_name]
+        with pipe.database.engine.begin() as connection:
+            connection.execute(sa.delete(subject).where(subject.c.subject_id == 2))
+        outcome = write_results(pipe.database, table, worker, results)
+    assert (outcome.written, outcome.already_done) == ([(1, 1), (3, 1)], [])
+    [failure] = outcome.failed
+    assert failure.key == (2, 1)
+    if backend.name == "sqlite":
+        assert (failure.error_type, failure.message) == ("IntegrityError", "FOREIGN KEY constraint failed")
+    else:
+        assert failure.error_type == "ForeignKeyViolation"
+        assert 'violates foreign key constraint "fk_result_subject_id"' in failure.message
+    assert lab.rows("Result", "subject_id", "param_id") == [(1, 1), (3, 1)]
+    assert lab.rows("Result.Item", "subject_id", "param_id") == [(1, 1)] * 3 + [(3, 1)] * 3
+    assert [(j["subject_id"], j["param_id"], j["status"]) for j in lab.jobs_rows()] == [(2, 1, "error")]
+
+
+# --- reservations ------------------------------------------------------------------------------------
+
+
+def test_claims_hold_keys_until_their_lease_runs_out(lab):
+    with lab.open() as pipe:
+        table = pipe.table("Result").model
+        dead, alive = WorkerId(pid=1), WorkerId()
+        held = KeyDispenser(pipe.database, table, dead, DispenseOptions(reserve=True, lease_seconds=1.5))
+        assert held.take(2) == [(1, 1), (1, 2)]
+        other = KeyDispenser(pipe.database, table, alive, DispenseOptions(reserve=True, lease_seconds=60))
+        assert other.total == 4
+        assert other.take(10) == [(2, 1), (2, 2), (3, 1), (3, 2)]
+        assert other.take(10) == "wait"  # nothing to claim, but the other worker holds live claims
+        statuses = {s.table: s for s in pipeline_status(pipe.database)}
+        assert (statuses["Result"].pending, statuses["Result"].reserved) == (0, 6)
+
+    reserved = lab.cli("jobs")
+    assert reserved.exit_code == 0, reserved.output
+    lines = reserved.stdout.splitlines()
+    assert len(lines) == 7
+    assert re.match(
+        rf"Result +subject_id=1, param_id=1 +reserved +{re.escape(socket.gethostname())} +1 ", lines[1]
+    )
+    assert lab.cli("jobs", "--errors").stdout.splitlines()[1:] == []
+
+    deadline = dt.datetime.now() + dt.timedelta(seconds=10)
+    with lab.open() as pipe:
+        table = pipe.table("Result").model
+        other = KeyDispenser(pipe.database, table, alive, DispenseOptions(reserve=True, lease_seconds=60))
+        while (keys := other.take(10)) == "wait":  # the dead worker's leases run out
+            assert dt.datetime.now() < deadline, "the dead worker's claims never expired"
+        assert keys == [(1, 1), (1, 2)]
+    assert [(j["subject_id"], j["param_id"], j["worker"]) for j in lab.jobs_rows()] == [
+        (s, p, alive.id) for s in (1, 2, 3) for p in (1, 2)
+    ]
+
+
+def test_populate_releases_its_claims_and_clears_them_as_keys_are_written(lab):
+    lab.modes(s2="raise")
+    summaries = lab.populate("Result", reserve=True, lease_seconds=30)
+    assert (summaries["Result"].computed, summaries["Result"].failed) == (4, 2)
+    assert [(j["subject_id"], j["status"]) for j in lab.jobs_rows()] == [(2, "error"), (2, "error")]
+
+
 # --- options ---------------------------------------------------------------------------------------
 
 
@@ -649,6 +728,22 @@ def test_progress_lines_when_piped(lab):
     assert summary_lines(quiet.stderr) == ["Result: 0 computed, 0 failed in N s"]
 
 
+@pytest.mark.parametrize("jobs", [1, pytest.param(2, marks=pytest.mark.slow)])
+def test_a_make_that_cannot_be_imported_is_one_error_not_a_failure_per_key(lab, jobs):
+    (lab.directory / "popmake.py").write_text('raise ImportError("no popmake today")\n')
+    sys.modules.pop("popmake", None)  # imported by init; a new `blobflow` process imports it afresh
+    result = lab.cli("populate", "--no-progress", "--jobs", jobs)
+    assert result.exit_code == 2, result.output
+    assert result.stdout == ""
+    [line] = result.stderr.splitlines()
+    assert line.startswith("Error: "), line
+    assert line.endswith(
+        f"cannot import 'popmake:result': ImportError: no popmake today ({lab.directory / 'popmake.py'}:1)"
+    ), line
+    assert lab.jobs_rows() == []
+    assert lab.rows("Result", "subject_id") == []
+
+
 def test_unknown_table_is_a_usage_error(lab):
     result = lab.cli("populate", "Nope")
     assert result.exit_code == 2
@@ -717,7 +812,7 @@ def test_blobs_detection_counts_for_the_hubble_image(backend):
             assert blob.count(key) == detection["num_blobs"]
             (indices,) = blob.to_arrays("blob_idx", key=key)
             assert indices.tolist() == list(range(detection["num_blobs"]))
-        x, y, radius = blob.to_arrays("x", "y", "radius", key={"image_id": 1, "params_id": 3})
-        assert x.dtype == np.float32 and 0 <= x.min() and radius.min() > 0
+        x, radius = blob.to_arrays("x", "radius", key={"image_id": 1, "params_id": 3})
+        assert x.dtype == np.float32 and x.min() >= 0 and radius.min() > 0
     finally:
         pipe.close()

@@ -1,15 +1,18 @@
 """Running populate: tables upstream first, keys in adaptive chunks, in this process and in workers.
 
-With `jobs=1` this process computes every key. With `jobs=N` it spawns N-1 worker processes and
-computes too; a dispatcher thread feeds the workers and notices when one dies. Ctrl-C stops
+With `jobs=1` this process computes every key. With `jobs=N` it spawns N worker processes and
+computes nothing itself, so a make that kills its process (os._exit, a segfault) takes down a worker,
+never populate; a dispatcher thread feeds the workers and notices when one dies. Ctrl-C stops
 everything: finished keys are written, claims are released, and KeyboardInterrupt propagates.
 """
 
 from __future__ import annotations
 
+import contextlib
+import signal
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import sqlalchemy as sa
@@ -83,7 +86,7 @@ def populate(
         if options.jobs > 1:
             from blobflow.populate.pool import WorkerPool
 
-            pool = WorkerPool(database, options.jobs - 1)
+            pool = WorkerPool(database, options.jobs)
         for table in order:
             if options.where is not None and table.qualified_name not in restrictions:
                 continue  # the condition does not apply to this upstream table: leave it as it is
@@ -155,11 +158,12 @@ def _run_table(
 
     if progress:
         progress("start", table.name, dispenser.total, summary)
-    if pool is not None:
-        pool.start_table(table, dispenser, report, options.target_chunk_seconds)
     try:
-        compute_locally(database, table, worker, dispenser, report, options.target_chunk_seconds)
-        if pool is not None:
+        if pool is None:
+            compute_locally(database, table, worker, dispenser, report, options.target_chunk_seconds)
+        else:  # the workers compute; a make that crashes must not take this process down with it
+            MakeCaller(database, table, worker)  # a make that cannot be imported: one error, here
+            pool.start_table(table, dispenser, report, options.target_chunk_seconds)
             pool.finish_table()
     finally:
         summary.seconds = time.perf_counter() - started
@@ -186,15 +190,19 @@ def compute_locally(
         if not keys:
             return
         started = time.perf_counter()
-        computed, failed, skipped = compute_chunk(database, caller, keys)
-        report(computed, failed, skipped)
+        compute_chunk(database, caller, keys, report)
         chunk = next_chunk_size(chunk, len(keys), time.perf_counter() - started, target_seconds)
 
 
 def compute_chunk(
-    database: Database, caller: MakeCaller, keys: list[tuple]
+    database: Database,
+    caller: MakeCaller,
+    keys: list[tuple],
+    report: Callable[[int, Sequence[KeyError_], int], None] | None = None,
 ) -> tuple[int, list[KeyError_], int]:
-    """Fetch inputs, compute and write one chunk; on Ctrl-C, write what finished, then stop."""
+    """Fetch inputs, compute, write and `report` one chunk; on Ctrl-C, write and report what finished,
+    then stop. Ctrl-C waits while a chunk is written and reported, so the summary counts every key
+    written, whenever it comes."""
     inputs = caller.fetch_inputs(keys)
     results: list[Computed] = []
     errors: list[KeyError_] = []
@@ -203,8 +211,33 @@ def compute_chunk(
             outcome = caller.compute(key, inputs[key])
             (results if isinstance(outcome, Computed) else errors).append(outcome)
     finally:
-        written = write_results(database, caller.table, caller.worker, results, errors)
-    return len(written.written), written.failed, len(written.already_done)
+        with _ctrl_c_held():
+            written = write_results(database, caller.table, caller.worker, results, errors)
+            counts = (len(written.written), written.failed, len(written.already_done))
+            if report is not None:
+                report(*counts)
+    return counts
+
+
+@contextlib.contextmanager
+def _ctrl_c_held() -> Iterator[None]:
+    """Hold Ctrl-C (SIGINT) back until the block is done, then raise KeyboardInterrupt. Only where
+    Ctrl-C raises KeyboardInterrupt (the main thread, Python's own handler): worker processes ignore
+    SIGINT and must go on ignoring it."""
+    if (
+        threading.current_thread() is not threading.main_thread()
+        or signal.getsignal(signal.SIGINT) is not signal.default_int_handler
+    ):
+        yield
+        return
+    received: list[int] = []
+    signal.signal(signal.SIGINT, lambda number, frame: received.append(number))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    if received:
+        raise KeyboardInterrupt
 
 
 class _Heartbeat:

@@ -18,13 +18,15 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from blobflow import db
 from blobflow.callables import import_callable
 from blobflow.database import Database
 from blobflow.errors import DataError
 from blobflow.model import Table
 from blobflow.populate.reservations import KeyError_, WorkerId
-from blobflow.rows import PreparedRows, as_row_dicts, prepare_rows, table_part_names
+from blobflow.rows import PreparedRows, prepare_any, prepare_rows, table_part_names
 from blobflow.tables import PROVENANCE
+from blobflow.types import Blob
 
 Key = tuple
 
@@ -152,7 +154,7 @@ class MakeCaller:
         ]
         for name, part in self.parts.items():
             if name in result and result[name] is not None:
-                batches.append(prepare_rows(part, as_row_dicts(result[name]), given=key, label=f"{name} row"))
+                batches.append(prepare_any(part, result[name], given=key, label=f"{name} row"))
         return batches
 
 
@@ -165,6 +167,8 @@ def _rows_by_key(
         [sql_table.c[attribute]] if attribute else [sql_table.c[a.name] for a in parent.attributes]
     )
     found: dict[Key, Any] = {}
+    if any(isinstance(c.type, Blob) for c in value_columns):
+        connection = connection.execution_options(**{db.BINARY_RESULTS: True})  # blobs as raw bytes
     for start in range(0, len(keys), 500):
         chunk = keys[start : start + 500]
         select = sa.select(*key_columns, *value_columns).where(sa.tuple_(*key_columns).in_(chunk))

@@ -72,6 +72,8 @@ class WorkerPool:
         self._workers = [self._spawn() for _ in range(count)]
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
+        self._failure: BaseException | None = None  # what stopped the dispatcher, raised by finish_table
+        self._report: Report | None = None  # the current table's
 
     def _spawn(self) -> _Worker:
         parent_end, child_end = self._context.Pipe()
@@ -89,10 +91,15 @@ class WorkerPool:
         self, table: Table, dispenser: KeyDispenser, report: Report, target_seconds: float
     ) -> None:
         self._target_seconds = target_seconds
+        self._report = report
         for worker in self._workers:
             worker.chunk = 1
+        self._failure = None
         self._thread = threading.Thread(
-            target=self._dispatch, args=(table, dispenser, report), daemon=True, name="blobflow-dispatcher"
+            target=self._dispatch_or_fail,
+            args=(table, dispenser, report),
+            daemon=True,
+            name="blobflow-dispatcher",
         )
         self._thread.start()
 
@@ -101,6 +108,15 @@ class WorkerPool:
         if self._thread is not None:
             self._thread.join()
             self._thread = None
+        if self._failure is not None:  # e.g. the database went away: not "all done"
+            failure, self._failure = self._failure, None
+            raise failure
+
+    def _dispatch_or_fail(self, table: Table, dispenser: KeyDispenser, report: Report) -> None:
+        try:
+            self._dispatch(table, dispenser, report)
+        except BaseException as exc:
+            self._failure = exc
 
     def _dispatch(self, table: Table, dispenser: KeyDispenser, report: Report) -> None:
         retry: collections.deque[tuple] = collections.deque()
@@ -174,6 +190,7 @@ class WorkerPool:
         self._stopping.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
+        self._collect_finished()
         for worker in self._workers:
             try:
                 if not worker.keys:
@@ -188,6 +205,23 @@ class WorkerPool:
             if worker.process.is_alive():
                 worker.process.kill()
                 worker.process.join(timeout=1)
+        self._collect_finished()
+
+    def _collect_finished(self) -> None:
+        """Report chunks whose workers wrote them and said so after the dispatcher stopped (Ctrl-C):
+        their messages wait in the pipes, and the summary must count what was written."""
+        report = self._report
+        for worker in self._workers:
+            try:
+                while worker.keys and worker.connection.poll():
+                    message = worker.connection.recv()
+                    if message[0] == "done":
+                        _, computed, failed, skipped = message
+                        worker.keys = []
+                        if report is not None:
+                            report(computed, failed, skipped)
+            except (EOFError, OSError):
+                continue
 
 
 def _exit_reason(exitcode: int | None) -> str:

@@ -46,6 +46,15 @@ def _insert(connection: sa.Connection, table: sa.Table):
     return (postgresql.insert if db.is_postgres(connection) else sqlite.insert)(table)
 
 
+def _lease_end(connection: sa.Connection, now: sa.ColumnElement, lease_seconds: float) -> sa.ColumnElement:
+    """`now` plus the lease, as SQL. SQLite has no datetime arithmetic (`+` would add the two strings
+    as numbers, giving a lease that has always run out), so there it is computed here: on SQLite
+    `now` is a literal of this machine's clock."""
+    if db.is_postgres(connection):
+        return now + dt.timedelta(seconds=lease_seconds)
+    return sa.literal(now.value + dt.timedelta(seconds=lease_seconds), sa.DateTime)
+
+
 def claim_keys(
     connection: sa.Connection,
     database: Database,
@@ -61,7 +70,7 @@ def claim_keys(
     """Claim up to `limit` pending keys for `worker`; returns the keys claimed (others may win some)."""
     jobs = database.sql.jobs[table.qualified_name]
     now = db.utc_now(connection)
-    until = now + dt.timedelta(seconds=lease_seconds)
+    until = _lease_end(connection, now, lease_seconds)
     pending = pending_select(database, table, now=now, retry_errors=retry_errors, restriction=restriction)
     pending = pending.order_by(sa.func.random()) if random_order else pending
     pending = pending.limit(limit).subquery()
@@ -107,7 +116,7 @@ def renew_leases(
         connection.execute(
             sa.update(jobs)
             .where(jobs.c.worker == worker.id, jobs.c.status == "reserved")
-            .values(lease_until=now + dt.timedelta(seconds=lease_seconds))
+            .values(lease_until=_lease_end(connection, now, lease_seconds))
         )
 
 

@@ -66,7 +66,7 @@ def _write_together(connection: sa.Connection, database: Database, results: Sequ
             name = batch.table.qualified_name
             if name not in merged:
                 merged[name] = PreparedRows(batch.table, batch.columns, [], [])
-            merged[name].extend(batch)
+            merged[name].values.extend(batch.values)  # labels name rows in errors; writing needs none
     for name, batch in merged.items():
         db.bulk_insert(connection, database.sql[name], batch)
 

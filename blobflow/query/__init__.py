@@ -41,7 +41,6 @@ def final_select(
 ) -> sa.Select:
     """The SELECT to run: ordered (primary key by default, so output is stable), limited, and with
     blobs left encoded when only their description is shown."""
-    base = relation.subquery()
     names = attributes or relation.heading
     for name in names:
         if name not in relation.heading:
@@ -50,18 +49,28 @@ def final_select(
             raise QueryError(
                 f"'{name}' is not an attribute of the result ({', '.join(relation.heading)})", name, 1
             )
+    if relation.plain:  # order and limit the relation's own SELECT rather than nest it
+        available = {n: relation.select.selected_columns[n] for n in relation.heading}
+        order_columns = relation.expressions()
+    else:
+        base = relation.subquery()
+        available = order_columns = {n: base.c[n] for n in relation.heading}
     columns = []
     for name in names:
-        column = base.c[name]
+        column = available[name]
         if raw_blobs and relation.columns[name].kind == BLOB:
-            column = sa.type_coerce(column, sa.LargeBinary).label(name)
+            column = sa.type_coerce(order_columns[name], sa.LargeBinary).label(name)
         columns.append(column)
     order = (
-        order_by_clauses(None, relation, base, order_by)
+        order_by_clauses(None, relation, order_columns, order_by)
         if order_by
-        else [base.c[n] for n in relation.primary_key]
+        else [order_columns[n] for n in relation.primary_key]
     )
-    select = sa.select(*columns).order_by(*order)
+    if relation.plain:
+        select = relation.select.with_only_columns(*columns, maintain_column_froms=True)
+    else:
+        select = sa.select(*columns)
+    select = select.order_by(*order)
     return select.limit(limit) if limit is not None else select
 
 
@@ -69,8 +78,11 @@ def iter_rows(database: Database, select: sa.Select, batch: int = 2000) -> Itera
     """Stream rows as dicts: a server-side cursor on PostgreSQL, so big results are not all in memory."""
     with database.engine.connect() as connection:
         result = connection.execution_options(stream_results=True, yield_per=batch).execute(select)
-        for row in result.mappings():
-            yield dict(row)
+        names = tuple(result.keys())
+        # dict(zip()) over plain rows: half the time of dict(RowMapping) per row.
+        for rows in result.partitions():
+            for row in rows:
+                yield dict(zip(names, row))
 
 
 def to_arrays(database: Database, relation: Relation, select: sa.Select) -> tuple[np.ndarray, ...]:

@@ -32,7 +32,11 @@ class QueryCompiler:
         return QueryError(message, self.text, position(node))
 
     def compile(self) -> Relation:
-        return self.relation(parse(self.text))
+        tree = parse(self.text)
+        try:
+            return self.relation(tree)
+        except RecursionError:  # parse() limits the depth; this is a last line of defence
+            raise QueryError("query nested too deeply", self.text, 1) from None
 
     # relations
     def relation(self, node: lark.Tree) -> Relation:
@@ -93,17 +97,22 @@ class QueryCompiler:
         return True
 
     def restrict(self, relation: Relation, restrictor: lark.Tree, negate: bool = False) -> Relation:
-        base = relation.subquery()
-        columns = {name: base.c[name] for name in relation.heading}
+        if relation.plain:  # add to its WHERE rather than nest it
+            columns = relation.expressions()
+            select = relation.select
+        else:
+            base = relation.subquery()
+            columns = {name: base.c[name] for name in relation.heading}
+            select = sa.select(*columns.values())
         condition = self.restriction(relation, restrictor, columns)
-        select = sa.select(*columns.values()).where(sa.not_(condition) if negate else condition)
         return Relation(
-            select,
+            select.where(sa.not_(condition) if negate else condition),
             relation.heading,
             relation.primary_key,
             relation.columns,
             relation.description,
             relation.base_table,
+            plain=True,
         )
 
     def restriction(self, relation: Relation, restrictor: lark.Tree, columns: dict) -> sa.ColumnElement:
@@ -170,7 +179,9 @@ class QueryCompiler:
         pick = {n: (a.c[n] if n in left.heading else b.c[n]) for n in heading}
         select = sa.select(*[pick[n] for n in heading]).select_from(a.join(b, condition))
         columns = {n: left.columns.get(n) or right.columns[n] for n in heading}
-        return Relation(select, heading, primary_key, columns, f"{left.description} * {right.description}")
+        return Relation(
+            select, heading, primary_key, columns, f"{left.description} * {right.description}", plain=True
+        )
 
     def union(self, left: Relation, right: Relation, node: lark.Tree | lark.Token) -> Relation:
         if set(left.primary_key) != set(right.primary_key):
@@ -193,14 +204,16 @@ class QueryCompiler:
                     f"in {right.description}",
                     node,
                 )
-        a, b = left.subquery(), right.subquery()
-        union = sa.union(
-            sa.select(*[a.c[n] for n in left.heading]), sa.select(*[b.c[n] for n in left.heading])
-        )
+        union = sa.union(*[_columns_in_order(side, left.heading) for side in (left, right)])
         result = union.subquery()
         select = sa.select(*[result.c[n] for n in left.heading])
         return Relation(
-            select, left.heading, left.primary_key, left.columns, f"{left.description} + {right.description}"
+            select,
+            left.heading,
+            left.primary_key,
+            left.columns,
+            f"{left.description} + {right.description}",
+            plain=True,
         )
 
     # methods
@@ -230,7 +243,16 @@ def table_relation(database: Database, table: Table) -> Relation:
     select = sa.select(*[sql_table.c[a.name] for a in table.attributes])
     columns = {a.name: Column(kind_of(a.type), a.type) for a in table.attributes}
     heading = tuple(a.name for a in table.attributes)
-    return Relation(select, heading, table.primary_key, columns, table.name, table.qualified_name)
+    return Relation(select, heading, table.primary_key, columns, table.name, table.qualified_name, plain=True)
+
+
+def _columns_in_order(relation: Relation, names: tuple[str, ...]) -> sa.Select:
+    """A SELECT of the relation's rows with its columns in the given order (one side of a union)."""
+    if relation.plain:
+        columns = [relation.select.selected_columns[n] for n in names]
+        return relation.select.with_only_columns(*columns, maintain_column_froms=True)
+    base = relation.subquery()
+    return sa.select(*[base.c[n] for n in names])
 
 
 def _string_value(token: lark.Token) -> str:

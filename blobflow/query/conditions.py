@@ -82,7 +82,7 @@ class ValueCompiler:
     def _number(self, node: lark.Tree) -> Value:
         text = str(node.children[0])
         number: int | float = float(text) if any(c in text for c in ".eE") else int(text)
-        if isinstance(number, int) and abs(number) >= 2**63:
+        if (isinstance(number, int) and abs(number) >= 2**63) or number in (float("inf"), float("-inf")):
             raise self.error(f"number {text} is too large", node)
         return Value(sa.literal(number), NUMBER, literal=number, is_literal=True)
 

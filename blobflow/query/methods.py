@@ -69,9 +69,14 @@ def project(compiler: QueryCompiler, relation: Relation, arguments: list, node: 
     if len(set(primary_key)) != len(primary_key):
         raise compiler.error("a renamed attribute collides with a primary-key attribute", node)
     heading = primary_key + tuple(n for n in chosen if n not in primary_key)
-    select = sa.select(*[chosen[n][0].label(n) for n in heading])
+    select = sa.select(*[chosen[n][0].label(n) for n in heading]).select_from(base)
     return Relation(
-        select, heading, primary_key, {n: chosen[n][1] for n in heading}, f"{relation.description}.proj()"
+        select,
+        heading,
+        primary_key,
+        {n: chosen[n][1] for n in heading},
+        f"{relation.description}.proj()",
+        plain=True,
     )
 
 
@@ -113,7 +118,9 @@ def aggregate(compiler: QueryCompiler, relation: Relation, arguments: list, node
     select = sa.select(*[base.c[n] for n in relation.heading], *[grouped_sub.c[n] for n in aggregates])
     select = select.select_from(base.join(grouped_sub, condition))
     columns = dict(relation.columns) | {n: column for n, (_, column) in aggregates.items()}
-    return Relation(select, heading, relation.primary_key, columns, f"{relation.description}.aggr()")
+    return Relation(
+        select, heading, relation.primary_key, columns, f"{relation.description}.aggr()", plain=True
+    )
 
 
 def _aggregate(
@@ -156,8 +163,10 @@ def _aggregate(
 def top(compiler: QueryCompiler, relation: Relation, arguments: list, node: lark.Tree) -> Relation:
     """The first n rows in `order_by` order (default: the primary key)."""
     count_node = arguments[0] if arguments else None
-    if count_node is None or count_node.data != "number" or "." in str(count_node.children[0]):
-        raise compiler.error('top needs a whole number first: top(10, order_by = "num_blobs desc")', node)
+    if count_node is None or count_node.data != "number" or not str(count_node.children[0]).isdigit():
+        raise compiler.error(
+            'top needs a whole number first: top(10, order_by = "num_blobs desc")', count_node or node
+        )
     limit = int(str(count_node.children[0]))
     if limit >= 2**63:  # LIMIT is a 64-bit integer on both databases
         raise compiler.error(f"top({limit}) is too large", count_node)
@@ -172,7 +181,9 @@ def top(compiler: QueryCompiler, relation: Relation, arguments: list, node: lark
     if order_text is not None:
         from blobflow.query.conditions import _unquote
 
-        order = order_by_clauses(compiler, relation, base, _unquote(str(order_text.children[0])), order_text)
+        columns = {n: base.c[n] for n in relation.heading}
+        text = _unquote(str(order_text.children[0]))
+        order = order_by_clauses(compiler, relation, columns, text, order_text)
     select = sa.select(*[base.c[n] for n in relation.heading]).order_by(*order).limit(limit)
     return Relation(
         select, relation.heading, relation.primary_key, relation.columns, f"{relation.description}.top()"
@@ -180,7 +191,11 @@ def top(compiler: QueryCompiler, relation: Relation, arguments: list, node: lark
 
 
 def order_by_clauses(
-    compiler: QueryCompiler | None, relation: Relation, base, text: str, node: lark.Tree | None = None
+    compiler: QueryCompiler | None,
+    relation: Relation,
+    columns: dict[str, sa.ColumnElement],
+    text: str,
+    node: lark.Tree | None = None,
 ) -> list[sa.ColumnElement]:
     """'num_blobs desc, image_id' -> ORDER BY clauses; the primary key breaks ties."""
     clauses, named = [], []
@@ -198,7 +213,7 @@ def order_by_clauses(
                 node,
                 text,
             )
-        column = base.c[words[0]]
+        column = columns[words[0]]
         # NULLs first going up and last going down, as on SQLite (and MySQL): PostgreSQL's default is
         # the opposite, and `top` must keep the same rows on both.
         if len(words) == 2 and words[1].lower() == "desc":
@@ -206,7 +221,7 @@ def order_by_clauses(
         else:
             clauses.append(column.asc().nulls_first())
         named.append(words[0])
-    return clauses + [base.c[n] for n in relation.primary_key if n not in named]
+    return clauses + [columns[n] for n in relation.primary_key if n not in named]
 
 
 def _order_error(compiler, message: str, node, text: str):

@@ -11,10 +11,13 @@ from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput
 from blobflow.errors import QueryError
 
 MAX_QUERY_LENGTH = 20_000
+# Deeper parse trees would exhaust Python's recursion while compiling (and databases' parsers before).
+MAX_DEPTH = 100
 
 _EXPECTED_NAMES = {
     "NAME": "a name", "NUMBER": "a number", "STRING": "a string", "LPAR": "'('", "RPAR": "')'",
     "COMMA": "','", "DOT": "'.'", "AMPERSAND": "'&'", "STAR": "'*'", "PLUS": "'+'", "MINUS": "'-'",
+    "$END": "the end of the query",
 }  # fmt: skip
 
 
@@ -32,7 +35,7 @@ def parse(text: str, *, offset: int = 0, whole: str | None = None) -> lark.Tree:
     if not text.strip():
         raise QueryError("empty query; expected a table name such as Detection", whole, offset + 1)
     try:
-        return _parser().parse(text)
+        tree = _parser().parse(text)
     except UnexpectedCharacters as exc:
         char = text[exc.pos_in_stream] if exc.pos_in_stream < len(text) else ""
         raise QueryError(f"unexpected character {char!r}", whole, offset + exc.pos_in_stream + 1) from None
@@ -59,6 +62,19 @@ def parse(text: str, *, offset: int = 0, whole: str | None = None) -> lark.Tree:
         raise QueryError("syntax error", whole, offset + (exc.column or 1)) from None
     except RecursionError:
         raise QueryError("query nested too deeply", whole, offset + 1) from None
+    _check_depth(tree, whole, offset)
+    return tree
+
+
+def _check_depth(tree: lark.Tree, whole: str, offset: int) -> None:
+    stack = [(tree, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise QueryError(
+                f"query nested too deeply (more than {MAX_DEPTH} levels)", whole, offset + position(node)
+            )
+        stack.extend((child, depth + 1) for child in node.children if isinstance(child, lark.Tree))
 
 
 def position(node: lark.Tree | lark.Token) -> int:

@@ -43,6 +43,11 @@ class Relation:
     description: str  # the expression, for messages
     # The table whose rows these are, while the expression only restricts one table (what `delete` needs).
     base_table: str | None = None
+    # Whether `select` is a plain SELECT ... FROM ... [WHERE ...] (no ORDER BY, LIMIT, GROUP BY, DISTINCT
+    # or set operation at its top), so that a restriction may add to its WHERE and a union or the final
+    # select may reuse it instead of wrapping it in another subquery: SQLite's parser gives up on
+    # subqueries nested about twenty deep, and every operator used to add one.
+    plain: bool = False
 
     @property
     def secondary(self) -> tuple[str, ...]:
@@ -50,3 +55,12 @@ class Relation:
 
     def subquery(self) -> sa.Subquery:
         return self.select.subquery()
+
+    def expressions(self) -> dict[str, sa.ColumnElement]:
+        """The SQL expression of each attribute inside `select` (a plain one), without its label: what a
+        WHERE clause added to `select` refers to."""
+        expressions = {}
+        for name in self.heading:
+            column = self.select.selected_columns[name]
+            expressions[name] = column.element if isinstance(column, sa.Label) else column
+        return expressions

@@ -1,0 +1,182 @@
+"""The seed pipeline (pipelines/blobs): blob_doh over 2 images x 3 parameter sets, populated with
+`jobs=1` and `jobs=2`, against a bare Python loop making the same blob_doh calls.
+
+Run as `.venv/bin/python bench/bench_seed.py [--backend postgres|sqlite|both]`; prints JSON lines.
+
+The bare loop fetches nothing and writes nothing: the images are already in memory and the results
+are dropped. populate does everything: plans, fetches each key's image and parameters, calls the
+make, checks the 4,500-odd blob rows and writes them. Both run in this (warmed-up) process; with
+`jobs=2` the worker processes are spawned inside the timing, as `blobflow populate --jobs 2` does.
+Runs are interleaved (bare, jobs=1, jobs=2, bare, ...) so drifts in machine load hit all alike.
+
+To explain the jobs=2 figure it also reports each key's make time, how long a spawned worker takes
+to be ready and warm (imports, and the modules skimage loads lazily on the first call), and the best
+speedup two processes could reach with a scheduler that knew every key's duration in advance, with
+and without that start-up.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+
+import sqlalchemy as sa
+from common import BLOBS, Backend, parse_args, run_on_backends, summary, timed
+from skimage.feature import blob_doh
+
+from blobflow.manifest import load_pipeline
+from blobflow.populate.executor import PopulateOptions, populate
+from blobflow.populate.pool import WorkerPool
+
+sys.path.insert(0, str(BLOBS))
+from images import coins, hubble  # pipelines/blobs/images.py
+
+REPEATS = 3
+IMAGES = {1: ("Hubble Deep Field", hubble), 2: ("Coins", coins)}
+
+
+def parameter_sets() -> list[dict]:
+    """DetectionParams' contents as the manifest declares them."""
+    model = load_pipeline(BLOBS)
+    return [dict(row) for row in model.table("tutorial_blobs.DetectionParams").contents]
+
+
+def bare_loop(images: list, params: list[dict]) -> int:
+    found = 0
+    for image in images:
+        for p in params:
+            found += len(
+                blob_doh(image, min_sigma=p["min_sigma"], max_sigma=p["max_sigma"], threshold=p["threshold"])
+            )
+    return found
+
+
+def empty(pipe) -> None:
+    database = pipe.database
+    detection = database.resolve("Detection")
+    with database.engine.begin() as connection:
+        connection.execute(sa.delete(database.sql[f"{detection.qualified_name}.Blob"]))
+        connection.execute(sa.delete(database.sql[detection.qualified_name]))
+        connection.execute(sa.delete(database.sql.jobs[detection.qualified_name]))
+
+
+def make_seconds_by_key(pipe) -> list[float]:
+    database = pipe.database
+    detection = database.sql[database.resolve("Detection").qualified_name]
+    with database.engine.connect() as connection:
+        return list(connection.execute(sa.select(detection.c._compute_seconds)).scalars())
+
+
+def worker_start_seconds(pipe) -> float:
+    """From spawning one worker process to its first make call being as fast as in a warm process:
+    start-up and imports (ready), plus what the first blob_doh call in a fresh process costs extra
+    (skimage and scipy load lazily)."""
+    pool = WorkerPool(pipe.database, 1)
+    try:
+        started = time.perf_counter()
+        worker = pool._workers[0]
+        assert worker.connection.recv() == ("ready",)
+        ready = time.perf_counter() - started
+    finally:
+        pool.close()
+    probe = (
+        "import sys, time; sys.path.insert(0, sys.argv[1]); from images import coins; image = coins(); "
+        "import detect; p = {'min_sigma': 4.0, 'max_sigma': 20.0, 'threshold': 0.01}; "
+        "t = time.perf_counter(); detect.detect_blobs(image, p); first = time.perf_counter() - t; "
+        "t = time.perf_counter(); detect.detect_blobs(image, p); print(first - (time.perf_counter() - t))"
+    )
+    output = subprocess.run(
+        [sys.executable, "-c", probe, str(BLOBS)], capture_output=True, text=True, check=True
+    ).stdout
+    return ready + max(0.0, float(output.strip()))
+
+
+def best_two_process_makespan(durations: list[float], starts: tuple[float, float]) -> float:
+    """The shortest time two processes, ready at `starts`, can compute keys of these durations in,
+    had a scheduler known every duration in advance."""
+    best = float("inf")
+    for assignment in itertools.product((0, 1), repeat=len(durations)):
+        loads = [0.0, 0.0]
+        for duration, process in zip(durations, assignment):
+            loads[process] += duration
+        best = min(best, max(start + load for start, load in zip(starts, loads) if load))
+    return best
+
+
+def computed_on(pipe) -> set[str]:
+    """The host:pid of every process that computed a Detection row."""
+    database = pipe.database
+    detection = database.sql[database.resolve("Detection").qualified_name]
+    with database.engine.connect() as connection:
+        return set(connection.execute(sa.select(detection.c._computed_on).distinct()).scalars())
+
+
+def seed(opened: Backend, repeats: int) -> dict:
+    images = [load() for _, load in IMAGES.values()]
+    params = parameter_sets()
+    pipe = opened.open(BLOBS)
+    pipe.table("Image").insert(
+        [{"image_id": i, "image_name": name, "image": images[i - 1]} for i, (name, _) in IMAGES.items()]
+    )
+    detection = pipe.database.resolve("Detection")
+    expected_blobs = bare_loop(images, params)  # also warms up skimage in this process
+
+    times: dict[str, list[float]] = {"bare_loop": [], "jobs1": [], "jobs2": []}
+    overheads: list[float] = []
+    for _ in range(repeats):
+        elapsed, found = timed(lambda: bare_loop(images, params))
+        assert found == expected_blobs
+        times["bare_loop"].append(elapsed)
+        for jobs in (1, 2):
+            empty(pipe)
+            elapsed, result = timed(
+                lambda jobs=jobs: populate(pipe.database, [detection], PopulateOptions(jobs=jobs))
+            )
+            assert result["Detection"].computed == len(images) * len(params), result
+            assert pipe.table("Detection.Blob").count() == expected_blobs
+            times[f"jobs{jobs}"].append(elapsed)
+            if jobs == 1:
+                durations = make_seconds_by_key(pipe)
+                overheads.append(elapsed - sum(durations))
+            else:
+                parent_computes = f"{socket.gethostname()}:{os.getpid()}" in computed_on(pipe)
+    bare, jobs1, jobs2 = (min(times[name]) for name in ("bare_loop", "jobs1", "jobs2"))
+    start = worker_start_seconds(pipe)
+    # jobs=2 as populate runs it: this process computing too (from the start), or two workers only.
+    starts = (0.0, start) if parent_computes else (start, start)
+    paired = [j / b for j, b in zip(times["jobs1"], times["bare_loop"])]
+    return {
+        "keys": len(images) * len(params),
+        "blob_rows": expected_blobs,
+        **{name: summary(seconds) for name, seconds in times.items()},
+        "jobs1_over_bare": round(jobs1 / bare, 3),
+        "jobs1_over_bare_paired_median": round(statistics.median(paired), 3),
+        "jobs1_overhead_s": round(min(overheads), 3),
+        "jobs2_speedup": round(jobs1 / jobs2, 2),
+        "make_seconds": sorted(round(d, 3) for d in durations),
+        "worker_start_s": round(start, 3),
+        "jobs2_parent_computes": parent_computes,
+        # The best jobs=2 could do with a scheduler knowing every key's duration and no database work:
+        # with processes ready at once, and with the worker start-up measured here.
+        "jobs2_speedup_bound_instant_workers": round(
+            sum(durations) / best_two_process_makespan(durations, (0.0, 0.0)), 2
+        ),
+        "jobs2_speedup_bound_with_start": round(
+            sum(durations) / best_two_process_makespan(durations, starts), 2
+        ),
+        "reserve": opened.name == "postgres",
+    }
+
+
+def main() -> None:
+    args = parse_args(__doc__.splitlines()[0])
+    run_on_backends("seed", args.backend, lambda b: seed(b, args.repeats or REPEATS))
+
+
+if __name__ == "__main__":
+    main()
