@@ -24,7 +24,7 @@ from common import BLOBS, Backend, parse_args, run_on_backends, summary, timed
 from blobflow.insert import insert_rows
 
 QUERY = "(Image * Detection & num_blobs < 150).proj(image_name, num_blobs)"
-REPEATS = 7
+REPEATS = 15
 DATAJOINT_MS = 139
 
 

@@ -74,7 +74,7 @@ def column_type(attribute_type: AttributeType, *, constraint_name: str | None = 
         "date": sa.Date(),
         "datetime": sa.DateTime(),
         "uuid": sa.Uuid(as_uuid=True),
-        "json": sa.JSON().with_variant(postgresql.JSONB(), "postgresql"),
+        "json": sa.JSON(none_as_null=True).with_variant(postgresql.JSONB(none_as_null=True), "postgresql"),
         "blob": Blob(),
     }
     if kind in simple:

@@ -147,3 +147,21 @@ def test_nulls_only_where_nullable(everything):
         everything.insert1(dict(ROW, a_text=None))
     with pytest.raises(DataError, match=r"row 1: missing attribute 'a_int8' \(int8\) of Everything"):
         everything.insert1({k: v for k, v in ROW.items() if k != "a_int8"})
+
+
+def test_a_missing_json_value_is_sql_null_on_both_databases(backend, tmp_path):
+    path = tmp_path / "j.yaml"
+    path.write_text(textwrap.dedent("""
+        schema: jnull
+        tables:
+          Doc:
+            tier: manual
+            key: {doc_id: int32}
+            attributes:
+              meta: {type: json, default: null}
+        """))
+    pipe = backend.open(path)
+    pipe.init()
+    pipe.table("Doc").insert([{"doc_id": 1}, {"doc_id": 2, "meta": {"a": 1}}])
+    assert pipe.query("Doc & meta is null").fetch() == [{"doc_id": 1, "meta": None}]
+    pipe.close()
