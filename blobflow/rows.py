@@ -111,7 +111,8 @@ def prepare_rows(
             if extra:
                 raise DataError(
                     f"{where}: '{extra[0]}' is not an attribute of {table.name} "
-                    f"(attributes: {', '.join(columns)}); --ignore-extra-fields skips such fields"
+                    f"(attributes: {', '.join(columns)})"
+                    + ("; --ignore-extra-fields skips such fields" if label == "row" else "")
                 )
         converted = tuple(_convert(table, row, name, given, where) for name in columns)
         key = tuple(converted[i] for i in key_positions)

@@ -151,7 +151,8 @@ def test_nulls_only_where_nullable(everything):
 
 def test_a_missing_json_value_is_sql_null_on_both_databases(backend, tmp_path):
     path = tmp_path / "j.yaml"
-    path.write_text(textwrap.dedent("""
+    path.write_text(
+        textwrap.dedent("""
         schema: jnull
         tables:
           Doc:
@@ -159,9 +160,38 @@ def test_a_missing_json_value_is_sql_null_on_both_databases(backend, tmp_path):
             key: {doc_id: int32}
             attributes:
               meta: {type: json, default: null}
-        """))
+        """)
+    )
     pipe = backend.open(path)
     pipe.init()
     pipe.table("Doc").insert([{"doc_id": 1}, {"doc_id": 2, "meta": {"a": 1}}])
     assert pipe.query("Doc & meta is null").fetch() == [{"doc_id": 1, "meta": None}]
+    pipe.close()
+
+
+def test_sums_of_float32_are_double_precision_on_both_databases(backend, tmp_path):
+    path = tmp_path / "sums.yaml"
+    path.write_text(
+        textwrap.dedent("""
+        schema: sums
+        tables:
+          Batch:
+            tier: manual
+            key: {batch_id: int16}
+          Item:
+            tier: manual
+            depends: [Batch]
+            key: {item: int16}
+            attributes: {value: float32}
+        """)
+    )
+    pipe = backend.open(path)
+    pipe.init()
+    values = [0.1, 0.2, 1 / 3, 1e-3, 12345.678, 7.7]
+    pipe.table("Batch").insert1({"batch_id": 1})
+    pipe.table("Item").insert([{"batch_id": 1, "item": i, "value": v} for i, v in enumerate(values)])
+    row = pipe.query("Batch.aggr(Item, s = sum(value), m = avg(value))").fetch1()
+    expected = sum(float(np.float32(v)) for v in values)
+    assert row["s"] == pytest.approx(expected, rel=1e-12)
+    assert row["m"] == pytest.approx(expected / len(values), rel=1e-12)
     pipe.close()

@@ -50,8 +50,12 @@ def pipeline_status(database: Database) -> list[TableStatus]:
                 continue
             jobs = database.sql.jobs[table.qualified_name]
             pending = connection.execute(count_select(pending_select(database, table, now=now))).scalar_one()
+            # Expired claims (their worker died) are pending again, not in progress.
+            live = sa.or_(jobs.c.status == "error", jobs.c.lease_until > now)
             by_status = dict(
-                connection.execute(sa.select(jobs.c.status, sa.func.count()).group_by(jobs.c.status)).all()
+                connection.execute(
+                    sa.select(jobs.c.status, sa.func.count()).where(live).group_by(jobs.c.status)
+                ).all()
             )
             statuses.append(
                 TableStatus(

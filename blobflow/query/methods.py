@@ -142,7 +142,7 @@ def _aggregate(
     if value.kind in ("blob", "json", BOOL):
         raise compiler.error(f"{function} cannot take a {value.kind}", expression)
     if function == "avg":
-        return sa.cast(sa.func.avg(value.sql), sa.Double), Column(NUMBER)
+        return sa.func.avg(sa.cast(value.sql, sa.Double)), Column(NUMBER)
     if function == "sum":
         # Integers sum to integers and floats to floats on both databases (PostgreSQL would say numeric).
         declared = (
@@ -151,7 +151,10 @@ def _aggregate(
             else None
         )
         integral = declared is not None and declared.kind.startswith(("int", "uint"))
-        return sa.cast(sa.func.sum(value.sql), sa.BigInteger if integral else sa.Double), Column(NUMBER)
+        if integral:
+            return sa.cast(sa.func.sum(value.sql), sa.BigInteger), Column(NUMBER)
+        # Summed in double precision on both (PostgreSQL would sum a float32 column in float32).
+        return sa.func.sum(sa.cast(value.sql, sa.Double)), Column(NUMBER)
     sql = getattr(sa.func, function)(value.sql)
     column = Column(value.kind)
     if expression.children[1].data == "name":
