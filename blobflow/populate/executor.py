@@ -19,14 +19,13 @@ import sqlalchemy as sa
 
 from blobflow import db
 from blobflow.database import Database
-from blobflow.errors import QueryError
 from blobflow.graph import populate_order
 from blobflow.model import Table
 from blobflow.populate.chunks import next_chunk_size
 from blobflow.populate.dispenser import WAIT, DispenseOptions, KeyDispenser
 from blobflow.populate.make import Computed, MakeCaller
-from blobflow.populate.planner import Restriction, where_restriction
-from blobflow.populate.reservations import KeyError_, WorkerId, release_claims, renew_leases
+from blobflow.populate.planner import where_restrictions
+from blobflow.populate.reservations import KeyFailure, WorkerId, release_claims, renew_leases
 from blobflow.populate.writer import write_results
 
 WAIT_SECONDS = 0.5
@@ -50,9 +49,9 @@ class TableSummary:
     failed: int = 0
     skipped: int = 0  # computed meanwhile by another process
     seconds: float = 0.0
-    errors: list[KeyError_] = field(default_factory=list)
+    errors: list[KeyFailure] = field(default_factory=list)
 
-    def add(self, computed: int, failed: Sequence[KeyError_], skipped: int) -> None:
+    def add(self, computed: int, failed: Sequence[KeyFailure], skipped: int) -> None:
         self.computed += computed
         self.failed += len(failed)
         self.skipped += skipped
@@ -75,7 +74,7 @@ def populate(
     report what was done.
     """
     order = populate_order(database.pipeline, [t.qualified_name for t in targets] if targets else None)
-    restrictions = _where_restrictions(database, order, targets, options.where)
+    restrictions = where_restrictions(database, order, targets, options.where)
     reserve = db.is_postgres(database.engine) if options.reserve is None else options.reserve
     worker = WorkerId()
     retry_cutoff = _database_now(database) if options.retry_errors else None
@@ -116,26 +115,6 @@ def _database_now(database: Database):
         return connection.execute(sa.select(db.utc_now(connection))).scalar_one()
 
 
-def _where_restrictions(
-    database: Database, order: Sequence[Table], targets: Sequence[Table] | None, where: str | None
-) -> dict[str, Restriction]:
-    """`--where` for each table it applies to. It must apply to every named target; upstream tables it
-    does not apply to are not populated (computing less than asked, never more)."""
-    if where is None:
-        return {}
-    restrictions: dict[str, Restriction] = {}
-    named = {t.qualified_name for t in targets or order}
-    for table in order:
-        try:
-            restrictions[table.qualified_name] = where_restriction(database, table, where)
-        except QueryError:
-            if table.qualified_name in named:
-                raise
-    if not restrictions:
-        where_restriction(database, order[-1], where)  # raises the error for the last table
-    return restrictions
-
-
 def _run_table(
     database: Database,
     table: Table,
@@ -149,7 +128,7 @@ def _run_table(
     started = time.perf_counter()
     lock = threading.Lock()
 
-    def report(computed: int, failed: Sequence[KeyError_], skipped: int) -> None:
+    def report(computed: int, failed: Sequence[KeyFailure], skipped: int) -> None:
         with lock:
             summary.add(computed, failed, skipped)
             summary.seconds = time.perf_counter() - started
@@ -176,7 +155,7 @@ def compute_locally(
     table: Table,
     worker: WorkerId,
     dispenser: KeyDispenser,
-    report: Callable[[int, Sequence[KeyError_], int], None],
+    report: Callable[[int, Sequence[KeyFailure], int], None],
     target_seconds: float,
 ) -> None:
     """Take chunks of keys and compute them here until the dispenser runs dry."""
@@ -198,14 +177,14 @@ def compute_chunk(
     database: Database,
     caller: MakeCaller,
     keys: list[tuple],
-    report: Callable[[int, Sequence[KeyError_], int], None] | None = None,
-) -> tuple[int, list[KeyError_], int]:
+    report: Callable[[int, Sequence[KeyFailure], int], None] | None = None,
+) -> tuple[int, list[KeyFailure], int]:
     """Fetch inputs, compute, write and `report` one chunk; on Ctrl-C, write and report what finished,
     then stop. Ctrl-C waits while a chunk is written and reported, so the summary counts every key
     written, whenever it comes."""
     inputs = caller.fetch_inputs(keys)
     results: list[Computed] = []
-    errors: list[KeyError_] = []
+    errors: list[KeyFailure] = []
     try:
         for key in keys:
             outcome = caller.compute(key, inputs[key])

@@ -23,7 +23,7 @@ from blobflow.callables import import_callable
 from blobflow.database import Database
 from blobflow.errors import DataError
 from blobflow.model import Table
-from blobflow.populate.reservations import KeyError_, WorkerId
+from blobflow.populate.reservations import KeyFailure, WorkerId
 from blobflow.rows import PreparedRows, prepare_any, prepare_rows, table_part_names
 from blobflow.tables import PROVENANCE
 from blobflow.types import Blob
@@ -111,13 +111,13 @@ class MakeCaller:
                         inputs[key][make_input.name] = found
         return inputs
 
-    def compute(self, key: Key, inputs: dict[str, Any]) -> Computed | KeyError_:
-        """Run make for one key and check its result; any failure comes back as a KeyError_."""
+    def compute(self, key: Key, inputs: dict[str, Any]) -> Computed | KeyFailure:
+        """Run make for one key and check its result; any failure comes back as a KeyFailure."""
         assert self.table.make is not None
         key_dict = dict(zip(self.table.primary_key, key))
         missing = [i.name for i in self.table.make.inputs if i.name not in inputs]
         if missing:
-            return KeyError_(
+            return KeyFailure(
                 key, "MissingInput", f"no {missing[0]} row for {key_dict} (deleted meanwhile?)", ""
             )
         arguments = dict(inputs)
@@ -132,7 +132,7 @@ class MakeCaller:
             return Computed(key, self._rows(key_dict, result, seconds))
         except Exception as exc:  # the user's code failed, or returned rows that do not fit
             text = "".join(traceback.format_exception(exc))
-            return KeyError_(key, type(exc).__name__, f"{self.table.make.reference}: {exc}", text)
+            return KeyFailure(key, type(exc).__name__, f"{self.table.make.reference}: {exc}", text)
 
     def _rows(self, key: dict[str, Any], result: Any, seconds: float) -> list[PreparedRows]:
         if result is None:

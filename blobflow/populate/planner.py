@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import sqlalchemy as sa
 
@@ -116,6 +116,26 @@ def count_select(select: sa.Select) -> sa.Select:
     return sa.select(sa.func.count()).select_from(select.subquery())
 
 
+def where_restrictions(
+    database: Database, order: Sequence[Table], targets: Sequence[Table] | None, where: str | None
+) -> dict[str, Restriction]:
+    """`--where` for each table it applies to. It must apply to every named target; upstream tables it
+    does not apply to are not populated (computing less than asked, never more)."""
+    if where is None:
+        return {}
+    restrictions: dict[str, Restriction] = {}
+    named = {t.qualified_name for t in targets or order}
+    for table in order:
+        try:
+            restrictions[table.qualified_name] = where_restriction(database, table, where)
+        except QueryError:
+            if table.qualified_name in named:
+                raise
+    if not restrictions:
+        where_restriction(database, order[-1], where)  # raises the error for the last table
+    return restrictions
+
+
 def pending_keys_now(
     database: Database, targets: list[Table] | None, where: str | None = None, sample: int = 5
 ):
@@ -123,10 +143,9 @@ def pending_keys_now(
     of them. Keys that upstream work will add are not counted: they do not exist yet."""
     from blobflow import db
     from blobflow.graph import populate_order
-    from blobflow.populate.executor import _where_restrictions
 
     order = populate_order(database.pipeline, [t.qualified_name for t in targets] if targets else None)
-    restrictions = _where_restrictions(database, order, targets, where)
+    restrictions = where_restrictions(database, order, targets, where)
     plan = []
     with database.engine.connect() as connection:
         now = db.utc_now(connection)

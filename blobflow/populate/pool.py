@@ -21,10 +21,10 @@ from blobflow.database import Database
 from blobflow.model import Pipeline, Table
 from blobflow.populate.chunks import next_chunk_size
 from blobflow.populate.dispenser import WAIT, KeyDispenser
-from blobflow.populate.reservations import KeyError_, WorkerId
+from blobflow.populate.reservations import KeyFailure, WorkerId
 from blobflow.populate.writer import write_results
 
-Report = Callable[[int, Sequence[KeyError_], int], None]
+Report = Callable[[int, Sequence[KeyFailure], int], None]
 POLL_SECONDS = 0.2
 
 
@@ -49,7 +49,7 @@ def worker_main(connection: Any, pipeline: Pipeline, url: str, schema_map: dict[
             computed, failed, skipped = compute_chunk(database, callers[table_name], keys)
             connection.send(("done", computed, failed, skipped))
         except Exception as exc:  # cannot even start (import error, database gone): fail the chunk
-            failed = [KeyError_(key, type(exc).__name__, str(exc), "") for key in keys]
+            failed = [KeyFailure(key, type(exc).__name__, str(exc), "") for key in keys]
             connection.send(("done", 0, failed, 0))
     database.dispose()
 
@@ -176,7 +176,7 @@ class WorkerPool:
         dead.process.join(timeout=1)
         reason = _exit_reason(dead.process.exitcode)
         if dead.isolated and dead.keys:
-            error = KeyError_(
+            error = KeyFailure(
                 dead.keys[0], "WorkerDied", f"the worker process died ({reason}) computing this key", ""
             )
             outcome = write_results(self._database, table, WorkerId(), [], [error])

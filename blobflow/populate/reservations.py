@@ -33,7 +33,7 @@ class WorkerId:
 
 
 @dataclass(frozen=True)
-class KeyError_:
+class KeyFailure:
     """A failed key: what to record in the jobs table."""
 
     key: tuple
@@ -137,7 +137,11 @@ def clear_jobs(connection: sa.Connection, database: Database, table: Table, keys
 
 
 def record_errors(
-    connection: sa.Connection, database: Database, table: Table, worker: WorkerId, errors: Sequence[KeyError_]
+    connection: sa.Connection,
+    database: Database,
+    table: Table,
+    worker: WorkerId,
+    errors: Sequence[KeyFailure],
 ) -> None:
     """Mark keys as failed, with what went wrong; they are skipped until `--retry-errors`."""
     if not errors:

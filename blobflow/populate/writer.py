@@ -16,7 +16,7 @@ from blobflow import db
 from blobflow.database import Database
 from blobflow.model import Table
 from blobflow.populate.make import Computed
-from blobflow.populate.reservations import KeyError_, WorkerId, clear_jobs, record_errors
+from blobflow.populate.reservations import KeyFailure, WorkerId, clear_jobs, record_errors
 from blobflow.rows import PreparedRows
 
 
@@ -24,7 +24,7 @@ from blobflow.rows import PreparedRows
 class WriteOutcome:
     written: list[tuple] = field(default_factory=list)
     already_done: list[tuple] = field(default_factory=list)  # computed by another worker first
-    failed: list[KeyError_] = field(default_factory=list)
+    failed: list[KeyFailure] = field(default_factory=list)
 
 
 def write_results(
@@ -32,7 +32,7 @@ def write_results(
     table: Table,
     worker: WorkerId,
     results: Sequence[Computed],
-    errors: Sequence[KeyError_] = (),
+    errors: Sequence[KeyFailure] = (),
 ) -> WriteOutcome:
     """Write finished keys and record failed ones; returns what became of each key."""
     outcome = WriteOutcome(failed=list(errors))
@@ -86,7 +86,7 @@ def _write_alone(
             outcome.already_done.append(result.key)
         else:
             message = " ".join(str(exc.orig).split())
-            outcome.failed.append(KeyError_(result.key, type(exc.orig).__name__, message, ""))
+            outcome.failed.append(KeyFailure(result.key, type(exc.orig).__name__, message, ""))
 
 
 def _exists(connection: sa.Connection, database: Database, table: Table, key: tuple) -> bool:
