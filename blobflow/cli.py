@@ -325,7 +325,7 @@ def populate(
         targets = [pipe.table(name).model for name in tables]
         targets = [pipe.model.table(t.master) if t.master else t for t in targets]
         if dry_run:
-            _print_plan(pipe, targets, where)
+            _print_plan(pipe, targets, where, retry_errors, limit)
             return
         options = PopulateOptions(
             jobs=jobs,
@@ -349,10 +349,14 @@ def populate(
         raise click.exceptions.Exit(1)
 
 
-def _print_plan(pipe: PipelineHandle, targets: list, where: str | None) -> None:
+def _print_plan(
+    pipe: PipelineHandle, targets: list, where: str | None, retry_errors: bool, limit: int | None
+) -> None:
     from blobflow.populate.planner import pending_keys_now
 
-    for table, count, sample in pending_keys_now(pipe.database, targets or None, where):
+    for table, count, sample in pending_keys_now(
+        pipe.database, targets or None, where, retry_errors=retry_errors, limit=limit
+    ):
         keys = ", ".join("(" + ", ".join(f"{k}={v}" for k, v in key.items()) + ")" for key in sample)
         more = f" and {count - len(sample)} more" if count > len(sample) else ""
         render.print_text(f"{table.name}: {count} pending" + (f": {keys}{more}" if keys else ""))

@@ -702,6 +702,19 @@ def test_dry_run_shows_pending_and_computes_nothing(lab):
     )
 
 
+def test_dry_run_follows_limit_and_retry_errors(lab):
+    assert lab.cli("populate", "Result", "--dry-run", "--limit", "2").stdout == (
+        "Result: 2 pending: (subject_id=1, param_id=1), (subject_id=1, param_id=2)\n"
+    )
+    lab.modes(s1="raise")
+    assert lab.cli("populate", "Result", "--no-progress").exit_code == 1
+    lab.modes()
+    assert lab.cli("populate", "Result", "--dry-run").stdout == "Result: 0 pending\n"
+    assert lab.cli("populate", "Result", "--dry-run", "--retry-errors").stdout == (
+        "Result: 2 pending: (subject_id=1, param_id=1), (subject_id=1, param_id=2)\n"
+    )
+
+
 def test_json_summary_shape(lab):
     lab.modes(s2="raise")
     result = lab.cli("populate", "--json", "--no-progress")

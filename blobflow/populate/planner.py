@@ -137,10 +137,17 @@ def where_restrictions(
 
 
 def pending_keys_now(
-    database: Database, targets: list[Table] | None, where: str | None = None, sample: int = 5
+    database: Database,
+    targets: list[Table] | None,
+    where: str | None = None,
+    *,
+    retry_errors: bool = False,
+    limit: int | None = None,
+    sample: int = 5,
 ):
-    """For `populate --dry-run`: per table to populate, upstream first, the keys pending now and a few
-    of them. Keys that upstream work will add are not counted: they do not exist yet."""
+    """For `populate --dry-run`: per table to populate, upstream first, the keys a run would take now
+    (after --where, --retry-errors and --limit) and a few of them. Keys that upstream work will add
+    are not counted: they do not exist yet."""
     from blobflow import db
     from blobflow.graph import populate_order
 
@@ -153,10 +160,15 @@ def pending_keys_now(
             if where is not None and table.qualified_name not in restrictions:
                 continue
             select = pending_select(
-                database, table, now=now, restriction=restrictions.get(table.qualified_name)
+                database,
+                table,
+                now=now,
+                retry_errors=connection.execute(sa.select(now)).scalar_one() if retry_errors else None,
+                restriction=restrictions.get(table.qualified_name),
             )
             count = connection.execute(count_select(select)).scalar_one()
+            count = count if limit is None else min(count, limit)
             columns = [select.selected_columns[k] for k in table.primary_key]
-            rows = connection.execute(select.order_by(*columns).limit(sample)).mappings().all()
+            rows = connection.execute(select.order_by(*columns).limit(min(sample, count))).mappings().all()
             plan.append((table, count, [dict(row) for row in rows]))
     return plan
