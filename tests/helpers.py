@@ -1,10 +1,22 @@
-"""Helpers shared by the tests: pipelines written from strings."""
+"""Helpers shared by the tests: pipelines written from strings, and a clean CLI environment."""
 
 from __future__ import annotations
 
 import textwrap
 from collections.abc import Mapping
 from pathlib import Path
+
+# Nothing from the caller's environment may steer the commands under test (CliRunner env=...).
+CLEAN_ENV = {
+    "BLOBFLOW_PIPELINE": None,
+    "BLOBFLOW_DATABASE_URL": None,
+    "BLOBFLOW_DEBUG": None,
+    "FORCE_COLOR": None,
+    "TTY_COMPATIBLE": None,
+    "TTY_INTERACTIVE": None,
+    "NO_COLOR": "1",
+    "COLUMNS": "200",
+}
 
 
 def write_pipeline(tmp_path: Path, text_or_files: str | Mapping[str, str]) -> Path:

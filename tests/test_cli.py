@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner, Result
+from helpers import CLEAN_ENV
 from sqlalchemy.engine import make_url
 
 from blobflow import open_pipeline
@@ -27,17 +28,6 @@ BLOBS = REPO / "pipelines" / "blobs"
 BLOBFLOW_SCRIPT = Path(sys.executable).parent / "blobflow"
 BLOBS_TABLES = "Image, DetectionParams, Detection, Detection.Blob, SelectedDetection"
 
-# Nothing from the caller's environment may steer the commands under test.
-CLEAN_ENV = {
-    "BLOBFLOW_PIPELINE": None,
-    "BLOBFLOW_DATABASE_URL": None,
-    "BLOBFLOW_DEBUG": None,
-    "FORCE_COLOR": None,
-    "TTY_COMPATIBLE": None,
-    "TTY_INTERACTIVE": None,
-    "NO_COLOR": "1",
-    "COLUMNS": "200",
-}
 
 LAB = """\
     schema: {schema}

@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner, Result
+from helpers import CLEAN_ENV
 
 from blobflow import open_pipeline
 from blobflow.api import PipelineHandle
@@ -33,16 +34,6 @@ from blobflow.populate.writer import write_results
 REPO = Path(__file__).resolve().parent.parent
 BLOBS = REPO / "pipelines" / "blobs"
 
-CLEAN_ENV = {
-    "BLOBFLOW_PIPELINE": None,
-    "BLOBFLOW_DATABASE_URL": None,
-    "BLOBFLOW_DEBUG": None,
-    "FORCE_COLOR": None,
-    "TTY_COMPATIBLE": None,
-    "TTY_INTERACTIVE": None,
-    "NO_COLOR": "1",
-    "COLUMNS": "200",
-}
 
 # Subject x Param -> Result (with part Item) -> Summary (reads Result through ctx).
 MANIFEST = """\

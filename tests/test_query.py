@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner, Result
 from conftest import Backend, postgres_url
+from helpers import CLEAN_ENV
 
 from blobflow import open_pipeline
 from blobflow.api import PipelineHandle
@@ -57,18 +58,6 @@ MANIFEST = """\
 
 COINS, CELLS, STARS = "<blob float64 (3, 4)>", "<blob float32 (2, 2)>", "<blob int64 (5,)>"
 TABLES = "Image, DetectionParams, Detection, Detection.Blob, SelectedDetection"
-
-# Nothing from the caller's environment may steer the commands under test.
-CLEAN_ENV = {
-    "BLOBFLOW_PIPELINE": None,
-    "BLOBFLOW_DATABASE_URL": None,
-    "BLOBFLOW_DEBUG": None,
-    "FORCE_COLOR": None,
-    "TTY_COMPATIBLE": None,
-    "TTY_INTERACTIVE": None,
-    "NO_COLOR": "1",
-    "COLUMNS": "200",
-}
 
 
 def fill(pipe: PipelineHandle) -> None:

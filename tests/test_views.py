@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner, Result
+from helpers import CLEAN_ENV
 from PIL import Image as PILImage
 
 from blobflow import open_pipeline
@@ -23,13 +24,6 @@ from blobflow.views import ViewFailed, run_view
 REPO = Path(__file__).resolve().parent.parent
 BLOBS = REPO / "pipelines" / "blobs"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-CLEAN_ENV = {
-    "BLOBFLOW_PIPELINE": None,
-    "BLOBFLOW_DATABASE_URL": None,
-    "BLOBFLOW_DEBUG": None,
-    "NO_COLOR": "1",
-    "COLUMNS": "200",
-}
 
 
 def spots(shape: tuple[int, int], centres: list[tuple[float, float, float]]) -> np.ndarray:
