@@ -10,6 +10,8 @@ into blobflow's internals, so it follows them only as long as they keep these na
 - query_dicts: `pipe.query(...).fetch()` of ~15,000 rows. Before: `dict(RowMapping)` per row.
 - fetch_hubble_image (PostgreSQL): a make's inputs for one key whose image is the 7 MB Hubble image.
   Before: bytea sent as hex text.
+- seed_overhead: populate's own time on the seed pipeline (wall minus the make calls), with all the
+  old paths above and with the new ones.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from blobflow.populate.reservations import WorkerId
 from blobflow.rows import as_row_dicts, prepare_rows
 
 sys.path.insert(0, str(BLOBS))
-from images import hubble  # pipelines/blobs/images.py
+from images import coins, hubble  # pipelines/blobs/images.py
 
 REPEATS = 5
 
@@ -134,12 +136,39 @@ def before_after(opened: Backend, repeats: int) -> dict:
     figures["insert_columns"] = compare(lambda: fill_detections(blobs), old_rows, repeats, empty_detection)
     figures["query_dicts"] = compare(lambda: blobs.query(QUERY).fetch(), old_iter_rows, repeats * 2)
 
+    seed = opened.open(BLOBS)
+    seed.table("Image").insert(
+        [
+            {"image_id": 1, "image_name": "Hubble Deep Field", "image": hubble()},
+            {"image_id": 2, "image_name": "Coins", "image": coins()},
+        ]
+    )
     if opened.name == "postgres":
-        seed = opened.open(BLOBS)
-        seed.table("Image").insert([{"image_id": 1, "image_name": "Hubble Deep Field", "image": hubble()}])
         caller = MakeCaller(seed.database, seed.database.resolve("Detection"), WorkerId())
         figures["fetch_hubble_image"] = compare(lambda: caller.fetch_inputs([(1, 1)]), text_results, repeats)
+    figures["seed_overhead"] = seed_overhead(seed, max(2, repeats // 2))
     return figures
+
+
+def seed_overhead(seed, repeats: int) -> dict:
+    """populate's own time on the seed pipeline (wall minus the make calls), old paths and new."""
+    from bench_seed import empty as empty_seed
+    from bench_seed import make_seconds_by_key
+
+    detection = seed.database.resolve("Detection")
+    overheads: dict[str, list[float]] = {"before": [], "after": []}
+    for _ in range(repeats):
+        for name in ("before", "after"):
+            empty_seed(seed)
+            with contextlib.ExitStack() as stack:
+                if name == "before":
+                    stack.enter_context(old_rows())
+                    stack.enter_context(text_results())
+                started = time.perf_counter()
+                populate(seed.database, [detection], PopulateOptions(jobs=1))
+                elapsed = time.perf_counter() - started
+            overheads[name].append(elapsed - sum(make_seconds_by_key(seed)))
+    return {"before_s": round(min(overheads["before"]), 3), "after_s": round(min(overheads["after"]), 3)}
 
 
 def main() -> None:

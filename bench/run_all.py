@@ -77,6 +77,8 @@ def table(results: list[dict]) -> str:
         ("seed: jobs=1 time / jobs=2 time", "seed", ("jobs2_speedup",), ">= 1.8", ""),
         ("  best possible with perfect scheduling and this start-up", "seed",
          ("jobs2_speedup_bound_with_start",), "", ""),
+        ("  the same, keys handed out in key order", "seed",
+         ("jobs2_speedup_key_order_with_start",), "", ""),
         ("query ~15,000 rows as dicts (ms)", "query", ("fetch_dicts", "best_ms"), "<= 46", "139"),
         ("  / same SQL through the bare driver", "query", ("fetch_dicts", "vs_driver"), "<= 1.3", ""),
         ("query as numpy arrays (ms)", "query", ("to_arrays", "best_ms"), "", ""),

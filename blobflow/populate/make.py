@@ -168,7 +168,8 @@ def _rows_by_key(
     )
     found: dict[Key, Any] = {}
     if any(isinstance(c.type, Blob) for c in value_columns):
-        connection = connection.execution_options(**{db.BINARY_RESULTS: True})  # blobs as raw bytes
+        # Blobs as raw bytes; SQLAlchemy sets the option on this connection, which only fetches inputs.
+        connection = connection.execution_options(**{db.BINARY_RESULTS: True})
     for start in range(0, len(keys), 500):
         chunk = keys[start : start + 500]
         select = sa.select(*key_columns, *value_columns).where(sa.tuple_(*key_columns).in_(chunk))
