@@ -145,7 +145,11 @@ class Query:
         return iter_rows(self.database, select)
 
     def fetch(self, *attributes: str, order_by: str | None = None, limit: int | None = None) -> list[dict]:
-        return list(self.iter(*attributes, order_by=order_by, limit=limit))
+        """All rows as dicts; `iter` streams instead, for results too big to hold."""
+        from blobflow.query import fetch_rows, final_select
+
+        select = final_select(self.relation, order_by=order_by, limit=limit, attributes=attributes or None)
+        return fetch_rows(self.database, select)
 
     def fetch1(self, *attributes: str) -> dict[str, Any]:
         rows = list(self.iter(*attributes, limit=2))

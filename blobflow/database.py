@@ -30,6 +30,9 @@ class Database:
     schema_map: Mapping[str, str] = field(default_factory=dict)
     engine: sa.Engine = field(init=False)
     sql: SqlTables = field(init=False)
+    # Compiled queries by text: a Relation is immutable and depends only on the pipeline, so a query
+    # run again (in a loop, in a view) skips parsing and compiling.
+    compiled_queries: dict[str, object] = field(init=False, default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         self.sql = build_tables(self.pipeline)

@@ -18,6 +18,7 @@ from blobflow.types import numpy_dtype
 __all__ = [
     "Relation",
     "compile_query",
+    "fetch_rows",
     "final_select",
     "iter_rows",
     "restrict_by_key",
@@ -26,9 +27,19 @@ __all__ = [
 ]
 
 
+COMPILED_QUERY_CACHE = 256
+
+
 def compile_query(database: Database, text: str) -> Relation:
     """Compile a query such as "Detection & num_blobs < 300"; errors are QueryErrors with a caret."""
-    return QueryCompiler(database, text).compile()
+    cache = database.compiled_queries
+    relation = cache.get(text)
+    if relation is None:
+        relation = QueryCompiler(database, text).compile()
+        if len(cache) >= COMPILED_QUERY_CACHE:
+            cache.pop(next(iter(cache)))
+        cache[text] = relation
+    return relation
 
 
 def final_select(
@@ -83,6 +94,14 @@ def iter_rows(database: Database, select: sa.Select, batch: int = 2000) -> Itera
         for rows in result.partitions():
             for row in rows:
                 yield dict(zip(names, row))
+
+
+def fetch_rows(database: Database, select: sa.Select) -> list[dict[str, Any]]:
+    """All rows as dicts at once: a plain cursor, cheaper than streaming when the list is wanted anyway."""
+    with database.engine.connect() as connection:
+        result = connection.execute(select)
+        names = tuple(result.keys())
+        return [dict(zip(names, row)) for row in result.all()]
 
 
 def to_arrays(database: Database, relation: Relation, select: sa.Select) -> tuple[np.ndarray, ...]:
