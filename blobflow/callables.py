@@ -6,7 +6,7 @@ import importlib
 import inspect
 import sys
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from blobflow.errors import ManifestError, SourceLocation
@@ -44,6 +44,12 @@ def import_callable(reference: str, root: str, location: SourceLocation | None =
     return function
 
 
+def required_parameters(parameters: Mapping[str, inspect.Parameter]) -> list[str]:
+    """The parameters a call must supply: no default, and not *args or **kwargs."""
+    variadic = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+    return [n for n, p in parameters.items() if p.default is p.empty and p.kind not in variadic]
+
+
 def check_make_signature(make: Make, function: Callable[..., Any]) -> None:
     """The function must accept every declared input and need nothing blobflow does not pass."""
     try:
@@ -58,12 +64,8 @@ def check_make_signature(make: Make, function: Callable[..., Any]) -> None:
             raise ManifestError(
                 f"'{make.reference}' does not take the declared input '{make_input.name}'", make.location
             )
-    for name, parameter in parameters.items():
-        required = parameter.default is parameter.empty and parameter.kind not in (
-            parameter.VAR_POSITIONAL,
-            parameter.VAR_KEYWORD,
-        )
-        if required and name not in given:
+    for name in required_parameters(parameters):
+        if name not in given:
             raise ManifestError(
                 f"'{make.reference}' requires argument '{name}', which is neither 'key', 'ctx' "
                 f"nor a declared input",

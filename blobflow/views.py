@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from blobflow.callables import import_callable
+from blobflow.callables import import_callable, required_parameters
 from blobflow.errors import BlobflowError, UsageError
 from blobflow.model import Pipeline, View
 
@@ -62,12 +62,8 @@ def view_function(pipeline: Pipeline, view: View) -> Callable[..., Any]:
         parameters = inspect.signature(function).parameters
     except (TypeError, ValueError):  # no signature to check: trust it
         return function
-    for name, parameter in parameters.items():
-        required = parameter.default is parameter.empty and parameter.kind not in (
-            parameter.VAR_POSITIONAL,
-            parameter.VAR_KEYWORD,
-        )
-        if required and name not in ARGUMENTS:
+    for name in required_parameters(parameters):
+        if name not in ARGUMENTS:
             raise UsageError(
                 f"view '{view.name}': '{reference}' requires argument '{name}'; blobflow passes only "
                 f"{' and '.join(repr(a) for a in ARGUMENTS)}"
