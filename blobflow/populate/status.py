@@ -41,6 +41,8 @@ class Job:
 def pipeline_status(database: Database) -> list[TableStatus]:
     """Rows of every table; for computed tables also pending, reserved and failed keys."""
     counts = row_counts(database)
+    if all(count is None for count in counts.values()):  # nothing created yet: do not connect
+        return [TableStatus(t.name, t.tier, None, None, None, None) for t in database.pipeline]
     statuses = []
     with database.engine.connect() as connection:
         now = db.utc_now(connection)
