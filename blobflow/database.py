@@ -42,10 +42,6 @@ class Database:
             engine = engine.execution_options(schema_translate_map=dict(self.schema_map))
         self.engine = engine
 
-    @property
-    def safe_url(self) -> str:
-        return db.mask_url(self.url)
-
     def sql_schema(self, schema: str) -> str:
         return self.schema_map.get(schema, schema)
 

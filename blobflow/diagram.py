@@ -26,7 +26,6 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 FORMATS = ("mermaid", "dot", "svg", "png")
-TEXT_FORMATS = ("mermaid", "dot", "svg")
 EXTENSIONS = {
     ".mmd": "mermaid",
     ".mermaid": "mermaid",

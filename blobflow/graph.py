@@ -1,4 +1,4 @@
-"""The pipeline's dependency graph: order, ancestors and descendants of tables."""
+"""The pipeline's dependency graph: what to populate, upstream first."""
 
 from __future__ import annotations
 
@@ -21,22 +21,6 @@ def ancestors(pipeline: Pipeline, names: Iterable[str]) -> set[str]:
         if name not in seen:
             seen.add(name)
             stack.extend(parents_of(pipeline, pipeline.table(name)))
-    return seen
-
-
-def descendants(pipeline: Pipeline, names: Iterable[str]) -> set[str]:
-    """Every table that depends on the given ones, directly or not (not including themselves)."""
-    children: dict[str, list[str]] = {}
-    for table in pipeline:
-        for parent in parents_of(pipeline, table):
-            children.setdefault(parent, []).append(table.qualified_name)
-    seen: set[str] = set()
-    stack = [c for name in names for c in children.get(name, [])]
-    while stack:
-        name = stack.pop()
-        if name not in seen:
-            seen.add(name)
-            stack.extend(children.get(name, []))
     return seen
 
 

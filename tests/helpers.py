@@ -1,10 +1,17 @@
-"""Helpers shared by the tests: pipelines written from strings, and a clean CLI environment."""
+"""Helpers shared by the tests: pipelines written from strings, a clean CLI environment, and running a
+command on a pseudo-terminal."""
 
 from __future__ import annotations
 
+import os
+import select
+import subprocess
 import textwrap
+import time
 from collections.abc import Mapping
 from pathlib import Path
+
+import pytest
 
 # Nothing from the caller's environment may steer the commands under test (CliRunner env=...).
 CLEAN_ENV = {
@@ -42,3 +49,48 @@ def write_pipeline(tmp_path: Path, text_or_files: str | Mapping[str, str]) -> Pa
 
 def _clean(text: str) -> str:
     return textwrap.dedent(text).lstrip("\n")
+
+
+def run_in_pty(
+    command: list[str], env: Mapping[str, str], cwd: Path, *, answer: bytes | None = None, timeout: float = 30
+) -> tuple[int, str]:
+    """Run with stdin, stdout and stderr on a pseudo-terminal; type `answer` at a [y/N] prompt.
+
+    Returns (exit status, everything it printed); skips the test where no pseudo-terminal exists.
+    """
+    try:
+        import pty
+
+        master, slave = pty.openpty()
+    except (ImportError, OSError) as exc:
+        pytest.skip(f"no pseudo-terminal available: {exc}")
+    process = subprocess.Popen(
+        command, stdin=slave, stdout=slave, stderr=slave, cwd=cwd, env=dict(env), close_fds=True
+    )
+    os.close(slave)
+    output, answered = b"", answer is None
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([master], [], [], 0.2)
+            if not ready:
+                if process.poll() is not None:
+                    break
+                continue
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:  # EIO: the child is gone and the terminal closed
+                break
+            if not chunk:
+                break
+            output += chunk
+            if not answered and b"[y/N] " in output:
+                os.write(master, answer + b"\n")
+                answered = True
+        else:
+            process.kill()
+            pytest.fail(f"{command} did not finish within {timeout}s; output so far: {output!r}")
+        status = process.wait(timeout=timeout)
+    finally:
+        os.close(master)
+    return status, output.decode(errors="replace").replace("\r\n", "\n")

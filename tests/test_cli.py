@@ -6,18 +6,16 @@ from __future__ import annotations
 import json
 import os
 import re
-import select
 import shutil
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 from click.testing import CliRunner, Result
-from helpers import CLEAN_ENV
+from helpers import CLEAN_ENV, run_in_pty
 from sqlalchemy.engine import make_url
 
 from blobflow import open_pipeline
@@ -635,56 +633,16 @@ def test_drop_refuses_without_yes_off_a_terminal_then_drops_with_yes(blobs):
     assert again.stderr == "nothing to drop: no table of the pipeline exists\n"
 
 
-def run_in_pty(args: list[str], answer: bytes, cwd: Path, timeout: float = 30) -> tuple[int, str]:
-    """Run a command with a pseudo-terminal as stdin/stdout/stderr; type `answer` at the [y/N] prompt."""
-    try:
-        import pty
-
-        master, slave = pty.openpty()
-    except (ImportError, OSError) as exc:
-        pytest.skip(f"no pseudo-terminal available: {exc}")
-    process = subprocess.Popen(
-        args, stdin=slave, stdout=slave, stderr=slave, cwd=cwd, env=clean_subprocess_env(), close_fds=True
-    )
-    os.close(slave)
-    output, answered = b"", False
-    deadline = time.monotonic() + timeout
-    try:
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([master], [], [], 0.2)
-            if not ready:
-                if process.poll() is not None:
-                    break
-                continue
-            try:
-                chunk = os.read(master, 4096)
-            except OSError:  # EIO: the child is gone and the terminal closed
-                break
-            if not chunk:
-                break
-            output += chunk
-            if not answered and b"[y/N] " in output:
-                os.write(master, answer + b"\n")
-                answered = True
-        else:
-            process.kill()
-            pytest.fail(f"{args} did not finish within {timeout}s; output so far: {output!r}")
-        status = process.wait(timeout=timeout)
-    finally:
-        os.close(master)
-    return status, output.decode().replace("\r\n", "\n")
-
-
 @pytest.mark.slow
 def test_drop_asks_on_a_terminal(blobs, tmp_path):
     blobs.ok("init")
     command = [str(BLOBFLOW_SCRIPT), "-p", str(blobs.manifest), "--database", blobs.url, "drop"]
     question = f"Drop schema {blobs.schema} with 5 tables and 3 rows? [y/N] "
-    status, output = run_in_pty(command, b"n", tmp_path)
+    status, output = run_in_pty(command, clean_subprocess_env(), tmp_path, answer=b"n")
     assert status == 0, output
     assert output == f"{LISTING}{question}n\nnothing dropped\n"  # the terminal echoes the answer
     assert blobs.counts()["DetectionParams"] == 3
-    status, output = run_in_pty(command, b"y", tmp_path)
+    status, output = run_in_pty(command, clean_subprocess_env(), tmp_path, answer=b"y")
     assert status == 0, output
     assert output == f"{LISTING}{question}y\ndropped {blobs.schema}\n"
     assert set(blobs.counts().values()) == {None}

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import re
-import select
 import shutil
 import signal
 import subprocess
@@ -17,6 +16,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from helpers import run_in_pty
 
 from blobflow import open_pipeline
 from blobflow.api import PipelineHandle
@@ -270,52 +270,19 @@ def test_several_processes_share_the_keys_and_take_over_a_killed_ones_claims(bac
     }
 
 
-def run_in_pty(command: list[str], env: dict[str, str], cwd: Path, timeout: float = 20) -> tuple[int, str]:
-    """Run with stdin, stdout and stderr on a pseudo-terminal; (exit status, everything it printed)."""
-    try:
-        import pty
-
-        master, slave = pty.openpty()
-    except (ImportError, OSError) as exc:
-        pytest.skip(f"no pseudo-terminal available: {exc}")
-    process = subprocess.Popen(command, stdin=slave, stdout=slave, stderr=slave, cwd=cwd, env=env)
-    os.close(slave)
-    output = b""
-    deadline = time.monotonic() + timeout
-    try:
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([master], [], [], 0.2)
-            if not ready:
-                if process.poll() is not None:
-                    break
-                continue
-            try:
-                chunk = os.read(master, 4096)
-            except OSError:  # EIO: the child is gone and the terminal closed
-                break
-            if not chunk:
-                break
-            output += chunk
-        else:
-            process.kill()
-            pytest.fail(f"{command} did not finish within {timeout}s; output so far: {output!r}")
-        status = process.wait(timeout=5)
-    finally:
-        os.close(master)
-    return status, output.decode(errors="replace").replace("\r\n", "\n")
-
-
 def test_progress_is_a_bar_on_a_terminal_and_plain_lines_when_piped(backend, tmp_path):
     project = make_project(backend, tmp_path, "progress", 12)
     env = project.env(sleep=0.02) | {"TERM": "xterm-256color"}
-    status, output = run_in_pty(project.command("populate"), env, project.directory)
+    status, output = run_in_pty(project.command("populate"), env, project.directory, timeout=20)
     assert status == 0, output
     assert "12/12" in output and "\u2501" in output, output  # rich's bar and its count
     assert "Square: 12 pending" not in output  # the plain lines are for pipes and logs
     summary = re.search(r"^(\x1b\[\?25h)?Square: 12 computed, 0 failed in \d+\.\d s$", output, flags=re.M)
     assert summary, output  # after the bar (and the escape showing the cursor again)
 
-    status, output = run_in_pty(project.command("populate", "--no-progress"), env, project.directory)
+    status, output = run_in_pty(
+        project.command("populate", "--no-progress"), env, project.directory, timeout=20
+    )
     assert status == 0, output
     assert re.fullmatch(r"Square: 0 computed, 0 failed in \d+\.\d s\n", output), output
 

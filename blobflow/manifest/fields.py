@@ -19,8 +19,6 @@ TABLE_NAME = re.compile(r"[A-Z][A-Za-z0-9]*\Z")
 SCHEMA_NAME = re.compile(r"[a-z][a-z0-9_]*\Z")
 # PostgreSQL truncates identifiers beyond 63 bytes; refuse rather than collide.
 MAX_NAME_LENGTH = 63
-# Names blobflow's own columns and tables use; user attributes may not take them.
-RESERVED_PREFIX = "_"
 SQL_KEYWORDS = frozenset(w.lower() for w in POSTGRES_RESERVED | ANSI_RESERVED) | {
     "abort", "analyze", "attach", "detach", "explain", "glob", "index", "key", "pragma", "regexp",
     "reindex", "replace", "rowid", "vacuum", "values", "view", "without",
