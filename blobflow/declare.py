@@ -9,7 +9,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from blobflow import db
+from blobflow import db, part_integrity
 from blobflow.callables import check_callables
 from blobflow.catalogue import definition_differences, definition_hash, table_definition
 from blobflow.database import Database
@@ -91,6 +91,11 @@ def _create_tables(connection: sa.Connection, database: Database, tables: list) 
                 f"rename {table.name} or drop that table"
             )
         sql_table.create(connection)
+        if table.is_part and db.is_postgres(connection):
+            for statement in part_integrity.create_statements(
+                database.pipeline, table, database.sql_schema, connection.dialect
+            ):
+                connection.exec_driver_sql(statement)
         definition = table_definition(table)
         connection.execute(
             sa.insert(database.sql.catalogues[table.schema]).values(

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 
 from blobflow.model import Pipeline, Table
+from blobflow.part_integrity import master_reference
 from blobflow.types import column_type
 
 CATALOGUE = "_blobflow_catalogue"
@@ -68,13 +69,15 @@ def _sql_table(metadata: sa.MetaData, table: Table, pipeline: Pipeline) -> sa.Ta
     for fk in table.foreign_keys:
         parent = pipeline.table(fk.parent)
         # RESTRICT, never CASCADE: deletes cascade through blobflow, which shows what goes first.
-        constraints.append(
-            sa.ForeignKeyConstraint(
-                [child for _, child in fk.columns],
-                [f"{parent.schema}.{parent.sql_name}.{name}" for name, _ in fk.columns],
-                ondelete="RESTRICT",
-            )
+        constraint = sa.ForeignKeyConstraint(
+            [child for _, child in fk.columns],
+            [f"{parent.schema}.{parent.sql_name}.{name}" for name, _ in fk.columns],
+            ondelete="RESTRICT",
         )
+        if fk is master_reference(table):
+            # PostgreSQL checks a part's master with statement-level triggers (part_integrity.py).
+            constraint.ddl_if(dialect="sqlite")
+        constraints.append(constraint)
         if fk.unique:
             constraints.append(sa.UniqueConstraint(*fk.attributes))
     for index in table.indexes:

@@ -82,6 +82,14 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path):
 
 
 @pytest.fixture
+def postgres_backend(tmp_path: Path):
+    """PostgreSQL alone, for what only it does (several machines, TRUNCATE, concurrent writers)."""
+    backend = Backend("postgres", postgres_url(), tmp_path)
+    yield backend
+    backend.cleanup()
+
+
+@pytest.fixture
 def blobs(backend: Backend):
     """The blobs pipeline, initialised, on each backend."""
     pipe = backend.open(BLOBS)

@@ -218,11 +218,10 @@ def test_ctrl_c_keeps_finished_keys_releases_claims_and_exits_130(backend, tmp_p
     assert len(project.check_masters_have_their_parts()) == items
 
 
-def test_several_processes_share_the_keys_and_take_over_a_killed_ones_claims(backend, tmp_path):
-    if backend.name != "postgres":
-        pytest.skip("several processes populating at once is for PostgreSQL")
+@pytest.mark.postgres
+def test_several_processes_share_the_keys_and_take_over_a_killed_ones_claims(postgres_backend, tmp_path):
     items = 300
-    project = make_project(backend, tmp_path, "shared", items)
+    project = make_project(postgres_backend, tmp_path, "shared", items)
     processes = [project.start("populate", "--no-progress", "--lease", "2", sleep=0.01) for _ in range(3)]
     victim, survivors = processes[0], processes[1:]
     try:
