@@ -131,6 +131,11 @@ def prepare_sqlite_directory(url: str | URL) -> None:
         Path(missing).parent.mkdir(parents=True, exist_ok=True)
 
 
+def single_connection(engine: Engine) -> bool:
+    """Whether every use of the engine shares one connection (in-memory SQLite): not across threads."""
+    return isinstance(engine.pool, StaticPool)
+
+
 def check_connection(engine: Engine) -> None:
     """Connect once, turning failures into one readable line without the password."""
     try:

@@ -12,6 +12,7 @@ import re
 import socket
 import sys
 import textwrap
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -593,6 +594,61 @@ def test_a_key_the_database_refuses_fails_alone_and_leaves_nothing(backend, lab)
     assert lab.rows("Result", "subject_id", "param_id") == [(1, 1), (3, 1)]
     assert lab.rows("Result.Item", "subject_id", "param_id") == [(1, 1)] * 3 + [(3, 1)] * 3
     assert [(j["subject_id"], j["param_id"], j["status"]) for j in lab.jobs_rows()] == [(2, 1, "error")]
+
+
+# --- database work overlapping the makes --------------------------------------------------------------
+
+
+def watch_fetches_and_makes(monkeypatch) -> dict:
+    """Record which thread fetches each chunk's inputs; the first make call waits (up to 10 s) for the
+    second chunk's inputs to be fetched, and records whether they were. The real methods run."""
+    seen: dict = {"fetched_by": [], "second_fetched_during_first_make": None}
+    second_fetch = threading.Event()
+    fetch_inputs, compute = MakeCaller.fetch_inputs, MakeCaller.compute
+
+    def watched_fetch(self, keys):
+        seen["fetched_by"].append(threading.current_thread().name)
+        if len(seen["fetched_by"]) == 2:
+            second_fetch.set()
+        return fetch_inputs(self, keys)
+
+    def watched_compute(self, key, inputs):
+        if seen["second_fetched_during_first_make"] is None:
+            seen["second_fetched_during_first_make"] = second_fetch.wait(timeout=10)
+        return compute(self, key, inputs)
+
+    monkeypatch.setattr(MakeCaller, "fetch_inputs", watched_fetch)
+    monkeypatch.setattr(MakeCaller, "compute", watched_compute)
+    return seen
+
+
+@pytest.mark.parametrize("reserve", [False, True])
+def test_the_next_chunk_is_claimed_and_fetched_while_a_make_runs(lab, monkeypatch, reserve):
+    seen = watch_fetches_and_makes(monkeypatch)
+    summaries = lab.populate("Result", reserve=reserve)
+    assert seen["second_fetched_during_first_make"] is True
+    assert all(name.startswith("blobflow-io") for name in seen["fetched_by"]), seen
+    assert summaries["Result"].computed == 6
+    assert lab.rows("Result", "subject_id", "param_id", "value", "label") == expected_results()
+    assert lab.rows("Result.Item", "subject_id", "param_id", "item", "score") == expected_items()
+    assert lab.calls() == [f"result {s} {p}" for s in (1, 2, 3) for p in (1, 2)]  # still in key order
+    assert lab.jobs_rows() == []
+
+
+def test_in_memory_sqlite_populates_in_one_thread(lab, monkeypatch):
+    """An in-memory database has one connection, which the I/O thread must not share."""
+    seen = watch_fetches_and_makes(monkeypatch)
+    with open_pipeline(lab.manifest, "sqlite://") as pipe:
+        pipe.init()
+        pipe.table("Subject").insert([{"subject_id": i, "name": f"s{i}"} for i in (1, 2, 3)])
+        summaries = populate(pipe.database, None, PopulateOptions())
+        assert (summaries["Result"].computed, summaries["Summary"].computed) == (6, 6)
+        values = pipe.query("Result").fetch(
+            "subject_id", "param_id", "value", "label", order_by="subject_id, param_id"
+        )
+        assert [tuple(row.values()) for row in values] == expected_results()
+        assert pipe.query("Summary").count() == 6
+    assert set(seen["fetched_by"]) == {threading.current_thread().name}
 
 
 # --- reservations ------------------------------------------------------------------------------------

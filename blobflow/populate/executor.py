@@ -13,6 +13,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import sqlalchemy as sa
@@ -158,19 +159,83 @@ def compute_locally(
     report: Callable[[int, Sequence[KeyFailure], int], None],
     target_seconds: float,
 ) -> None:
-    """Take chunks of keys and compute them here until the dispenser runs dry."""
+    """Take chunks of keys and compute them here until the dispenser runs dry.
+
+    The database work overlaps the computing: while the makes of one chunk run, a thread of its own
+    claims the next chunk and fetches its inputs, then writes the chunk before. With a core to spare,
+    populate then takes little longer than the make calls alone. The thread does every claim, fetch
+    and write, one at a time and in order, and makes run only here, so rows are written in the order
+    they were computed. An in-memory SQLite database has a single connection, which two threads must
+    not share: there the same steps run one after the other in this thread.
+    """
     caller = MakeCaller(database, table, worker)
+    io = _InThisThread() if db.single_connection(database.engine) else ThreadPoolExecutor(1, "blobflow-io")
     chunk = 1
-    while True:
-        keys = dispenser.take(chunk)
-        if keys == WAIT:
-            time.sleep(WAIT_SECONDS)
-            continue
-        if not keys:
-            return
-        started = time.perf_counter()
-        compute_chunk(database, caller, keys, report)
-        chunk = next_chunk_size(chunk, len(keys), time.perf_counter() - started, target_seconds)
+    upcoming = io.submit(_take_and_fetch, dispenser, caller, chunk)
+    writes: list[Future] = []
+    try:
+        while True:
+            keys, inputs = upcoming.result()
+            if keys == WAIT:  # other processes hold the only keys left: theirs may expire
+                time.sleep(WAIT_SECONDS)
+                upcoming = io.submit(_take_and_fetch, dispenser, caller, chunk)
+                continue
+            if not keys:
+                break
+            upcoming = io.submit(_take_and_fetch, dispenser, caller, chunk)
+            started = time.perf_counter()
+            results: list[Computed] = []
+            errors: list[KeyFailure] = []
+            try:
+                for key in keys:
+                    outcome = caller.compute(key, inputs[key])
+                    (results if isinstance(outcome, Computed) else errors).append(outcome)
+            finally:  # on Ctrl-C too: what finished is written (held back while written here)
+                with _ctrl_c_held():
+                    writes.append(io.submit(_write, database, caller, results, errors, report))
+            chunk = next_chunk_size(chunk, len(keys), time.perf_counter() - started, target_seconds)
+            while writes and writes[0].done():
+                writes.pop(0).result()  # a failed write stops populate here, as it would without the thread
+    finally:
+        # Ctrl-C waits until every chunk computed is written and reported, so the summary counts
+        # every key written; the claims of the chunk fetched ahead are released by populate().
+        with _ctrl_c_held():
+            io.shutdown(wait=True)
+    for write in writes:
+        write.result()
+
+
+def _take_and_fetch(dispenser: KeyDispenser, caller: MakeCaller, count: int) -> tuple[list | str, dict]:
+    keys = dispenser.take(count)
+    if keys == WAIT or not keys:
+        return keys, {}
+    return keys, caller.fetch_inputs(keys)
+
+
+def _write(
+    database: Database,
+    caller: MakeCaller,
+    results: list[Computed],
+    errors: list[KeyFailure],
+    report: Callable[[int, Sequence[KeyFailure], int], None],
+) -> None:
+    written = write_results(database, caller.table, caller.worker, results, errors)
+    report(len(written.written), written.failed, len(written.already_done))
+
+
+class _InThisThread:
+    """The I/O thread's interface, running each task at once in the calling thread."""
+
+    def submit(self, function: Callable, *arguments) -> Future:
+        future: Future = Future()
+        try:
+            future.set_result(function(*arguments))
+        except BaseException as exc:  # handed over as the thread would hand it over: at result()
+            future.set_exception(exc)
+        return future
+
+    def shutdown(self, wait: bool = True) -> None:
+        pass
 
 
 def compute_chunk(
