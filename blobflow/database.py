@@ -10,7 +10,6 @@ import sqlalchemy as sa
 
 from blobflow import db
 from blobflow.errors import UsageError
-from blobflow.manifest import load_pipeline
 from blobflow.model import Pipeline, Table
 from blobflow.tables import SqlTables, build_tables
 
@@ -73,6 +72,11 @@ def open_database(
 ) -> Database:
     """Bind a pipeline (a path or a loaded model) to a database URL (default: the manifest's, else
     sqlite:///blobflow.db)."""
-    model = pipeline if isinstance(pipeline, Pipeline) else load_pipeline(pipeline)
+    if isinstance(pipeline, Pipeline):
+        model = pipeline
+    else:
+        from blobflow.manifest import load_pipeline  # here: worker processes never read manifests
+
+        model = load_pipeline(pipeline)
     url = database or model.database or DEFAULT_DATABASE
     return Database(model, url, dict(schema_map or {}))
