@@ -195,3 +195,32 @@ def test_sums_of_float32_are_double_precision_on_both_databases(backend, tmp_pat
     assert row["s"] == pytest.approx(expected, rel=1e-12)
     assert row["m"] == pytest.approx(expected / len(values), rel=1e-12)
     pipe.close()
+
+
+def test_float32_arrays_hold_the_fetched_values_with_and_without_nulls(backend, tmp_path):
+    """to_arrays reads float32 columns unprocessed (fast); the values must be those fetch() gives."""
+    path = tmp_path / "readings.yaml"
+    path.write_text(
+        textwrap.dedent("""\
+            schema: readings
+            tables:
+              Reading:
+                tier: manual
+                key: {reading_id: int32}
+                attributes:
+                  value: {type: float32, default: null}
+            """)
+    )
+    values = [0.001, 1 / 3, 1e-7, 3.4e38, -0.0, 123456.789, None]
+    with backend.open(path) as pipe:
+        pipe.init()
+        pipe.table("Reading").insert([{"reading_id": i, "value": v} for i, v in enumerate(values)])
+        fetched = [row["value"] for row in pipe.query("Reading").fetch(order_by="reading_id")]
+        assert fetched[:3] == [0.001, 0.33333334, 1e-07]  # the shortest decimal of each float32
+        (dense,) = pipe.query("Reading & value is not null").to_arrays("value", order_by="reading_id")
+        assert dense.dtype == np.float32
+        assert dense.tolist() == np.array(fetched[:-1], dtype=np.float32).tolist()
+        (with_null,) = pipe.query("Reading").to_arrays("value", order_by="reading_id")
+        assert with_null.dtype == object
+        assert list(with_null) == fetched
+        assert fetched[-1] is None

@@ -13,7 +13,7 @@ from blobflow.query.compiler import QueryCompiler
 from blobflow.query.methods import order_by_clauses
 from blobflow.query.parser import parse
 from blobflow.query.relation import BLOB, Relation
-from blobflow.types import numpy_dtype
+from blobflow.types import Float32, numpy_dtype
 
 __all__ = [
     "Relation",
@@ -107,7 +107,7 @@ def fetch_rows(database: Database, select: sa.Select) -> list[dict[str, Any]]:
 def to_arrays(database: Database, relation: Relation, select: sa.Select) -> tuple[np.ndarray, ...]:
     """One numpy array per selected column, typed as declared where the column is a stored attribute."""
     with database.engine.connect() as connection:
-        rows = connection.execute(select).all()
+        rows = connection.execute(_float32_unprocessed(select)).all()
     arrays = []
     for index, column in enumerate(select.selected_columns):
         values = [row[index] for row in rows]
@@ -115,13 +115,29 @@ def to_arrays(database: Database, relation: Relation, select: sa.Select) -> tupl
         dtype = numpy_dtype(declared) if declared is not None else None
         if dtype is not None and None not in values:
             arrays.append(np.asarray(values, dtype=dtype))
-        elif values and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+            continue
+        if isinstance(column.type, Float32):  # read unprocessed, but not going into a float32 array
+            values = [column.type.process_result_value(v, database.engine.dialect) for v in values]
+        if values and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
             arrays.append(np.asarray(values))
         else:
             array = np.empty(len(values), dtype=object)
             array[:] = values
             arrays.append(array)
     return tuple(arrays)
+
+
+def _float32_unprocessed(select: sa.Select) -> sa.Select:
+    """The select with float32 columns read as the database sends them. Float32's result processor
+    turns each value into the shortest decimal of the same float32 (0.001, not 0.0010000000474974513),
+    for rows as dicts, at 1.5 µs a value; an array of dtype float32 holds the same values either way."""
+    columns = [
+        sa.type_coerce(column, column.type.impl).label(column.name)
+        if isinstance(column.type, Float32)
+        else column
+        for column in select.selected_columns
+    ]
+    return select.with_only_columns(*columns, maintain_column_froms=True)
 
 
 def restriction_clause(database: Database, text: str, relation: Relation, columns: dict) -> sa.ColumnElement:
