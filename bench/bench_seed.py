@@ -36,6 +36,8 @@ sys.path.insert(0, str(BLOBS))
 from images import coins, hubble  # pipelines/blobs/images.py
 
 REPEATS = 5
+LONGER_REPEATS = 2
+COPIES = 4
 IMAGES = {1: ("Hubble Deep Field", hubble), 2: ("Coins", coins)}
 
 
@@ -201,9 +203,40 @@ def seed(opened: Backend, repeats: int) -> dict:
     }
 
 
+def longer_run(opened: Backend, repeats: int, copies: int = COPIES) -> dict:
+    """The same pipeline with each image inserted `copies` times (24 keys, about 11 s of blob_doh):
+    how jobs=2 scales once the run is long against a worker's start-up."""
+    images = [load() for _, load in IMAGES.values()] * copies
+    pipe = opened.open(BLOBS)
+    pipe.table("Image").insert(
+        [{"image_id": i, "image_name": f"copy {i}", "image": image} for i, image in enumerate(images, 1)]
+    )
+    detection = pipe.database.resolve("Detection")
+    keys = len(images) * len(parameter_sets())
+    times: dict[str, list[float]] = {"jobs1": [], "jobs2": []}
+    for _ in range(repeats):
+        for jobs in (1, 2):
+            empty(pipe)
+            elapsed, result = timed(
+                lambda jobs=jobs: populate(pipe.database, [detection], PopulateOptions(jobs=jobs))
+            )
+            assert result["Detection"].computed == keys, result
+            times[f"jobs{jobs}"].append(elapsed)
+    durations = make_seconds_by_key(pipe)
+    return {
+        "keys": keys,
+        **{name: summary(seconds) for name, seconds in times.items()},
+        "jobs2_speedup": round(min(times["jobs1"]) / min(times["jobs2"]), 2),
+        "jobs2_speedup_bound_instant_workers": round(
+            sum(durations) / key_order_makespan(durations, (0.0, 0.0)), 2
+        ),
+    }
+
+
 def main() -> None:
     args = parse_args(__doc__.splitlines()[0])
     run_on_backends("seed", args.backend, lambda b: seed(b, args.repeats or REPEATS))
+    run_on_backends("seed_longer", args.backend, lambda b: longer_run(b, args.repeats or LONGER_REPEATS))
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ from blobflow import db
 from blobflow.database import Database
 from blobflow.graph import populate_order
 from blobflow.model import Table
-from blobflow.populate.chunks import next_chunk_size
+from blobflow.populate.chunks import ChunkSizer
 from blobflow.populate.dispenser import WAIT, DispenseOptions, KeyDispenser
 from blobflow.populate.make import Computed, MakeCaller
 from blobflow.populate.planner import where_restrictions
@@ -170,19 +170,19 @@ def compute_locally(
     """
     caller = MakeCaller(database, table, worker)
     io = _InThisThread() if db.single_connection(database.engine) else ThreadPoolExecutor(1, "blobflow-io")
-    chunk = 1
-    upcoming = io.submit(_take_and_fetch, dispenser, caller, chunk)
+    sizer = ChunkSizer(target_seconds)
+    upcoming = io.submit(_take_and_fetch, dispenser, caller, sizer.next())
     writes: list[Future] = []
     try:
         while True:
             keys, inputs = upcoming.result()
             if keys == WAIT:  # other processes hold the only keys left: theirs may expire
                 time.sleep(WAIT_SECONDS)
-                upcoming = io.submit(_take_and_fetch, dispenser, caller, chunk)
+                upcoming = io.submit(_take_and_fetch, dispenser, caller, sizer.next())
                 continue
             if not keys:
                 break
-            upcoming = io.submit(_take_and_fetch, dispenser, caller, chunk)
+            upcoming = io.submit(_take_and_fetch, dispenser, caller, sizer.next())
             started = time.perf_counter()
             results: list[Computed] = []
             errors: list[KeyFailure] = []
@@ -193,7 +193,7 @@ def compute_locally(
             finally:  # on Ctrl-C too: what finished is written (held back while written here)
                 with _ctrl_c_held():
                     writes.append(io.submit(_write, database, caller, results, errors, report))
-            chunk = next_chunk_size(chunk, len(keys), time.perf_counter() - started, target_seconds)
+            sizer.observe(len(keys), time.perf_counter() - started)
             while writes and writes[0].done():
                 writes.pop(0).result()  # a failed write stops populate here, as it would without the thread
     finally:

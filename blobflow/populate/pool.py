@@ -21,7 +21,7 @@ from typing import Any
 
 from blobflow.database import Database
 from blobflow.model import Pipeline, Table
-from blobflow.populate.chunks import next_chunk_size
+from blobflow.populate.chunks import ChunkSizer
 from blobflow.populate.dispenser import WAIT, KeyDispenser
 from blobflow.populate.reservations import KeyFailure, WorkerId
 from blobflow.populate.writer import write_results
@@ -69,7 +69,6 @@ class _Worker:
     ready: bool = False
     keys: list[tuple] = field(default_factory=list)
     isolated: bool = False  # running one key retried after a crash
-    chunk: int = 1  # keys per task, adapted to how long this worker's makes take
     sent_at: float = 0.0
 
 
@@ -98,10 +97,9 @@ class WorkerPool:
     def start_table(
         self, table: Table, dispenser: KeyDispenser, report: Report, target_seconds: float
     ) -> None:
-        self._target_seconds = target_seconds
+        self._sizer = ChunkSizer(target_seconds, workers=len(self._workers))
+        self._handed_out = 0
         self._report = report
-        for worker in self._workers:
-            worker.chunk = 1
         self._failure = None
         self._thread = threading.Thread(
             target=self._dispatch_or_fail,
@@ -149,11 +147,12 @@ class WorkerPool:
         if retry:
             worker.keys, worker.isolated = [retry.popleft()], True
         else:
-            keys = dispenser.take(worker.chunk)
+            keys = dispenser.take(self._sizer.next(remaining=max(0, dispenser.total - self._handed_out)))
             if keys == WAIT:
                 return False
             if not keys:
                 return True
+            self._handed_out += len(keys)
             worker.keys, worker.isolated = list(keys), False
         worker.sent_at = time.perf_counter()
         worker.connection.send(("chunk", table.qualified_name, worker.keys))
@@ -167,10 +166,7 @@ class WorkerPool:
                     worker.ready = True
                 else:
                     _, computed, failed, skipped = message
-                    seconds = time.perf_counter() - worker.sent_at
-                    worker.chunk = next_chunk_size(
-                        worker.chunk, len(worker.keys), seconds, self._target_seconds
-                    )
+                    self._sizer.observe(len(worker.keys), time.perf_counter() - worker.sent_at)
                     worker.keys = []
                     report(computed, failed, skipped)
                 return
