@@ -164,7 +164,8 @@ def tables(settings: Settings, as_json: bool) -> None:
     """
     with settings.open(existing=False) as pipe:
         counts = pipe.row_counts()
-        rows = [(t.name, t.tier, ", ".join(t.primary_key), counts[t.name]) for t in pipe.model]
+        name = pipe.model.display_name
+        rows = [(name(t), t.tier, ", ".join(t.primary_key), counts[name(t)]) for t in pipe.model]
     if as_json:
         render.print_json([dict(zip(("table", "tier", "key", "rows"), row)) for row in rows])
         return
@@ -186,10 +187,11 @@ def describe(settings: Settings, table: str) -> None:
     """
     with settings.open(existing=False) as pipe:
         handle = pipe.table(table)
-        count = pipe.row_counts()[handle.name]
+        shown = pipe.model.display_name(handle.model)
+        count = pipe.row_counts()[shown]
         render.print_text(handle.describe())
     render.message(
-        f"{handle.name}: " + ("not created yet (run blobflow init)" if count is None else f"{count} rows")
+        f"{shown}: " + ("not created yet (run blobflow init)" if count is None else f"{count} rows")
     )
 
 
@@ -337,7 +339,7 @@ def populate(
             where=where,
         )
         summaries: dict = {}
-        key_names = {table.name: table.primary_key for table in pipe.model}
+        key_names = {pipe.model.display_name(table): table.primary_key for table in pipe.model}
         try:
             with render.PopulateProgress(progress) as display:
                 run_populate(pipe.database, targets or None, options, display, summaries)
@@ -359,7 +361,8 @@ def _print_plan(
     ):
         keys = ", ".join("(" + ", ".join(f"{k}={v}" for k, v in key.items()) + ")" for key in sample)
         more = f" and {count - len(sample)} more" if count > len(sample) else ""
-        render.print_text(f"{table.name}: {count} pending" + (f": {keys}{more}" if keys else ""))
+        shown = pipe.model.display_name(table)
+        render.print_text(f"{shown}: {count} pending" + (f": {keys}{more}" if keys else ""))
 
 
 def _print_summary(summaries: dict, as_json: bool, key_names: dict[str, tuple[str, ...]]) -> None:

@@ -30,6 +30,7 @@ def init_database(database: Database, *, check_code: bool = True) -> InitResult:
 
     Refuses, changing nothing, when a table in the database was created from a different definition.
     """
+    name = database.pipeline.display_name
     if check_code:
         check_callables(database.pipeline)
     for table in database.pipeline:
@@ -54,8 +55,8 @@ def init_database(database: Database, *, check_code: bool = True) -> InitResult:
             old = stored[table.schema][table.sql_name]
             if old["definition_hash"] != definition_hash(definition):
                 differences = definition_differences(json.loads(old["definition"]), definition)
-                problems += [f"{table.name}: {d}" for d in differences or ["definition differs"]]
-            existing.append(table.name)
+                problems += [f"{name(table)}: {d}" for d in differences or ["definition differs"]]
+            existing.append(name(table))
         if problems:
             raise SchemaMismatch(
                 "the database disagrees with the manifest (migrations are not supported yet; drop the table "
@@ -65,11 +66,11 @@ def init_database(database: Database, *, check_code: bool = True) -> InitResult:
         for jobs in database.sql.jobs.values():
             jobs.create(connection, checkfirst=True)
         inserted = {
-            table.name: _insert_contents(connection, database, table)
+            name(table): _insert_contents(connection, database, table)
             for table in database.pipeline
             if table.contents
         }
-    return InitResult(tuple(t.name for t in created), tuple(existing), inserted)
+    return InitResult(tuple(name(t) for t in created), tuple(existing), inserted)
 
 
 def _read_catalogue(connection: sa.Connection, database: Database) -> dict[str, dict[str, dict]]:

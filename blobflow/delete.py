@@ -72,7 +72,7 @@ def _collect(
     if delete:
         pending.delete()
     pending.drop()
-    return DeletePlan(target.name, counts)
+    return DeletePlan(database.pipeline.display_name(target), counts)
 
 
 class _Marks:
@@ -142,7 +142,7 @@ class _Marks:
 
     def counts(self) -> dict[str, int]:
         return {
-            table.name: self._count(self.temporary[table.qualified_name])
+            self.database.pipeline.display_name(table): self._count(self.temporary[table.qualified_name])
             for table in self.database.pipeline
             if table.qualified_name in self.temporary
         }

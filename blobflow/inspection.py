@@ -9,9 +9,10 @@ from blobflow.database import Database
 
 
 def row_counts(database: Database) -> dict[str, int | None]:
-    """Rows per table name; None for tables not created yet. One query for all existing tables."""
+    """Rows per table (by display name); None for tables not created yet. One query for all tables."""
+    name = database.pipeline.display_name
     if db.sqlite_file_missing(database.url):
-        return {t.name: None for t in database.pipeline}  # reading must not create the file
+        return {name(t): None for t in database.pipeline}  # reading must not create the file
     db.check_connection(database.engine)
     with database.engine.connect() as connection:
         inspector = sa.inspect(connection)
@@ -20,7 +21,7 @@ def row_counts(database: Database) -> dict[str, int | None]:
             for t in database.pipeline
             if inspector.has_table(t.sql_name, schema=database.sql_schema(t.schema))
         }
-        counts: dict[str, int | None] = {t.name: None for t in database.pipeline}
+        counts: dict[str, int | None] = {name(t): None for t in database.pipeline}
         present = [t for t in database.pipeline if (t.schema, t.sql_name) in existing]
         if present:
             values = connection.execute(
@@ -33,5 +34,5 @@ def row_counts(database: Database) -> dict[str, int | None]:
                     ]
                 )
             ).one()
-            counts.update(zip([t.name for t in present], values))
+            counts.update(zip([name(t) for t in present], values))
     return counts

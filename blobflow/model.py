@@ -5,6 +5,8 @@ Built by `blobflow.manifest.load_pipeline`; turned into SQL tables by `blobflow.
 
 from __future__ import annotations
 
+import collections
+import functools
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -176,6 +178,15 @@ class Pipeline:
 
     def table(self, qualified_name: str) -> Table:
         return self.tables[qualified_name]
+
+    def display_name(self, table: Table) -> str:
+        """The name shown for a table, and the key of per-table results (row counts, summaries): its
+        own name, or `schema.Name` when a table of another schema has the same name."""
+        return table.qualified_name if self._shared_names.get(table.name, 0) > 1 else table.name
+
+    @functools.cached_property
+    def _shared_names(self) -> dict[str, int]:
+        return dict(collections.Counter(t.name for t in self))
 
     def children(self, qualified_name: str) -> tuple[Table, ...]:
         """Tables with a foreign key to this one (parts included)."""

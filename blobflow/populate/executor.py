@@ -99,7 +99,7 @@ def populate(
                 restrictions.get(table.qualified_name),
             )
             dispenser = KeyDispenser(database, table, worker, dispense)
-            summary = summaries[table.name] = TableSummary()
+            summary = summaries[database.pipeline.display_name(table)] = TableSummary()
             _run_table(database, table, worker, dispenser, summary, options, pool, progress)
     finally:
         if pool is not None:
@@ -128,16 +128,17 @@ def _run_table(
 ) -> None:
     started = time.perf_counter()
     lock = threading.Lock()
+    name = database.pipeline.display_name(table)
 
     def report(computed: int, failed: Sequence[KeyFailure], skipped: int) -> None:
         with lock:
             summary.add(computed, failed, skipped)
             summary.seconds = time.perf_counter() - started
             if progress:
-                progress("advance", table.name, dispenser.total, summary)
+                progress("advance", name, dispenser.total, summary)
 
     if progress:
-        progress("start", table.name, dispenser.total, summary)
+        progress("start", name, dispenser.total, summary)
     try:
         if pool is None:
             compute_locally(database, table, worker, dispenser, report, options.target_chunk_seconds)
@@ -148,7 +149,7 @@ def _run_table(
     finally:
         summary.seconds = time.perf_counter() - started
         if progress:
-            progress("finish", table.name, dispenser.total, summary)
+            progress("finish", name, dispenser.total, summary)
 
 
 def compute_locally(

@@ -41,14 +41,15 @@ class Job:
 def pipeline_status(database: Database) -> list[TableStatus]:
     """Rows of every table; for computed tables also pending, reserved and failed keys."""
     counts = row_counts(database)
+    name = database.pipeline.display_name
     if all(count is None for count in counts.values()):  # nothing created yet: do not connect
-        return [TableStatus(t.name, t.tier, None, None, None, None) for t in database.pipeline]
+        return [TableStatus(name(t), t.tier, None, None, None, None) for t in database.pipeline]
     statuses = []
     with database.engine.connect() as connection:
         now = db.utc_now(connection)
         for table in database.pipeline:
-            if not table.is_derived or counts[table.name] is None:
-                statuses.append(TableStatus(table.name, table.tier, counts[table.name], None, None, None))
+            if not table.is_derived or counts[name(table)] is None:
+                statuses.append(TableStatus(name(table), table.tier, counts[name(table)], None, None, None))
                 continue
             jobs = database.sql.jobs[table.qualified_name]
             pending = connection.execute(count_select(pending_select(database, table, now=now))).scalar_one()
@@ -61,9 +62,9 @@ def pipeline_status(database: Database) -> list[TableStatus]:
             )
             statuses.append(
                 TableStatus(
-                    table.name,
+                    name(table),
                     table.tier,
-                    counts[table.name],
+                    counts[name(table)],
                     pending,
                     by_status.get("reserved", 0),
                     by_status.get("error", 0),
@@ -88,7 +89,7 @@ def list_jobs(database: Database, *, errors_only: bool = False) -> list[Job]:
             for row in connection.execute(select).mappings():
                 jobs_found.append(
                     Job(
-                        table.name,
+                        database.pipeline.display_name(table),
                         {k: row[k] for k in table.primary_key},
                         row["status"],
                         row["host"],
