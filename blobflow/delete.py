@@ -71,6 +71,7 @@ def _collect(
     counts = {name: n for name, n in pending.counts().items() if n}
     if delete:
         pending.delete()
+        pending.forget_jobs()
     pending.drop()
     return DeletePlan(database.pipeline.display_name(target), counts)
 
@@ -158,6 +159,28 @@ class _Marks:
                             sa.select(sa.literal(1)).where(
                                 *[keys.c[k] == target.c[k] for k in table.primary_key]
                             )
+                        )
+                    )
+                )
+
+    def forget_jobs(self) -> None:
+        """Delete the job records (claims, recorded errors) of keys whose upstream rows go. A key
+        computed again later, say after its image is inserted anew, must not be skipped as failed."""
+        for table in self.database.pipeline:
+            jobs = self.database.sql.jobs.get(table.qualified_name)
+            if jobs is None:
+                continue
+            # The keys' own rows, and every parent in the key (a job row holds the key only).
+            sources = [(table.qualified_name, [(k, k) for k in table.primary_key])]
+            sources += [(fk.parent, list(fk.columns)) for fk in table.foreign_keys if fk.in_key]
+            for parent, columns in sources:
+                if parent not in self.temporary:
+                    continue
+                keys = self.temporary[parent]
+                self.connection.execute(
+                    sa.delete(jobs).where(
+                        sa.exists(
+                            sa.select(sa.literal(1)).where(*[keys.c[p] == jobs.c[c] for p, c in columns])
                         )
                     )
                 )

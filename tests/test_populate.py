@@ -544,6 +544,21 @@ def test_retry_errors_after_fixing_the_cause(lab):
     assert lab.cli("jobs", "--errors").stdout.splitlines()[1:] == []
 
 
+def test_deleting_upstream_rows_forgets_their_keys_recorded_errors(lab):
+    lab.modes(s2="raise")
+    lab.populate("Result")
+    assert [(j["subject_id"], j["status"]) for j in lab.jobs_rows()] == [(2, "error"), (2, "error")]
+    deleted = lab.cli("delete", "Subject & subject_id = 2", "--yes")
+    assert deleted.exit_code == 0, deleted.output
+    assert lab.jobs_rows() == []
+    assert lab.cli("jobs", "--errors").stdout.splitlines()[1:] == []
+    lab.modes()
+    lab.add_subjects(2)  # back, say with new data: its keys are pending, not failed
+    summaries = lab.populate("Result")
+    assert (summaries["Result"].computed, summaries["Result"].failed) == (2, 0)
+    assert lab.rows("Result", "subject_id", "param_id", "value", "label") == expected_results()
+
+
 def test_retry_errors_that_fail_again_stay_recorded(lab):
     lab.modes(s1="raise")
     lab.populate("Result")
