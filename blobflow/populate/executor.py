@@ -239,31 +239,6 @@ class _InThisThread:
         pass
 
 
-def compute_chunk(
-    database: Database,
-    caller: MakeCaller,
-    keys: list[tuple],
-    report: Callable[[int, Sequence[KeyFailure], int], None] | None = None,
-) -> tuple[int, list[KeyFailure], int]:
-    """Fetch inputs, compute, write and `report` one chunk; on Ctrl-C, write and report what finished,
-    then stop. Ctrl-C waits while a chunk is written and reported, so the summary counts every key
-    written, whenever it comes."""
-    inputs = caller.fetch_inputs(keys)
-    results: list[Computed] = []
-    errors: list[KeyFailure] = []
-    try:
-        for key in keys:
-            outcome = caller.compute(key, inputs[key])
-            (results if isinstance(outcome, Computed) else errors).append(outcome)
-    finally:
-        with _ctrl_c_held():
-            written = write_results(database, caller.table, caller.worker, results, errors)
-            counts = (len(written.written), written.failed, len(written.already_done))
-            if report is not None:
-                report(*counts)
-    return counts
-
-
 @contextlib.contextmanager
 def _ctrl_c_held() -> Iterator[None]:
     """Hold Ctrl-C (SIGINT) back until the block is done, then raise KeyboardInterrupt. Only where

@@ -16,6 +16,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,28 +32,39 @@ POLL_SECONDS = 0.2
 
 
 def worker_main(connection: Any, pipeline: Pipeline, url: str, schema_map: dict[str, str]) -> None:
-    """A worker process: compute the chunks the parent sends until told to stop."""
-    from blobflow.populate.executor import compute_chunk
-    from blobflow.populate.make import MakeCaller
+    """A worker process: compute the chunks the parent sends until told to stop.
 
+    As in `compute_locally`, a thread of the worker's own does the database work: it fetches the
+    inputs of the chunk queued behind the one computing, and writes each chunk once computed, then
+    tells the parent ("done"). Makes run in the worker's main thread only, one chunk after another.
+    """
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     database = Database(pipeline, url, schema_map)
     worker = WorkerId()
-    callers: dict[str, MakeCaller] = {}
-    connection.send(("ready",))
-    while True:
-        message = connection.recv()
-        if message[0] == "stop":
-            break
-        _, table_name, keys = message
-        try:
-            if table_name not in callers:
-                callers[table_name] = MakeCaller(database, pipeline.table(table_name), worker)
-            computed, failed, skipped = compute_chunk(database, callers[table_name], keys)
-            connection.send(("done", computed, failed, skipped))
-        except Exception as exc:  # cannot even start (import error, database gone): fail the chunk
-            failed = [KeyFailure(key, type(exc).__name__, str(exc), "") for key in keys]
-            connection.send(("done", 0, failed, 0))
+    callers: dict[str, Any] = {}
+    send_lock = threading.Lock()  # the main thread and the I/O thread both send
+
+    def send(message: tuple) -> None:
+        with send_lock:
+            connection.send(message)
+
+    io = ThreadPoolExecutor(1, "blobflow-io")
+    queued: collections.deque[_Chunk] = collections.deque()
+    send(("ready",))
+    stopping = False
+    while queued or not stopping:
+        # Take the chunks that have arrived (waiting for one when idle) and start fetching their inputs.
+        while not stopping and (not queued or connection.poll()):
+            message = connection.recv()
+            if message[0] == "stop":
+                stopping = True
+            else:
+                queued.append(_accept(database, pipeline, worker, callers, io, *message[1:]))
+        if queued:
+            chunk = queued.popleft()
+            results, errors, seconds = _compute(chunk)
+            io.submit(_write_and_tell, database, chunk, results, errors, seconds, send)
+    io.shutdown(wait=True)
     database.dispose()
     # Every result is written and reported and the connections are closed: nothing is left to flush
     # or clean up, so skip tearing down the interpreter (numpy, SQLAlchemy, the make's modules), which
@@ -63,13 +75,74 @@ def worker_main(connection: Any, pipeline: Pipeline, url: str, schema_map: dict[
 
 
 @dataclass
+class _Chunk:
+    """A chunk in a worker: its keys, the caller of its table's make, its inputs being fetched."""
+
+    keys: list[tuple]
+    caller: Any = None
+    inputs: Future | None = None
+    problem: BaseException | None = None  # the make cannot be imported, say: every key fails
+
+
+def _accept(database, pipeline, worker, callers, io, table_name: str, keys: list[tuple]) -> _Chunk:
+    from blobflow.populate.make import MakeCaller
+
+    try:
+        if table_name not in callers:
+            callers[table_name] = MakeCaller(database, pipeline.table(table_name), worker)
+    except Exception as exc:  # import error and the like: the whole chunk fails with it
+        return _Chunk(keys, problem=exc)
+    caller = callers[table_name]
+    return _Chunk(keys, caller, io.submit(caller.fetch_inputs, keys))
+
+
+def _compute(chunk: _Chunk) -> tuple[list, list[KeyFailure], float]:
+    from blobflow.populate.make import Computed
+
+    started = time.perf_counter()
+    try:
+        inputs = chunk.inputs.result() if chunk.problem is None else None
+    except Exception as exc:  # the database went away, say
+        chunk.problem = exc
+    if chunk.problem is not None:
+        return [], _chunk_failed(chunk), 0.0
+    results, errors = [], []
+    for key in chunk.keys:
+        outcome = chunk.caller.compute(key, inputs[key])
+        (results if isinstance(outcome, Computed) else errors).append(outcome)
+    return results, errors, time.perf_counter() - started
+
+
+def _write_and_tell(database, chunk: _Chunk, results: list, errors: list, seconds: float, send) -> None:
+    if chunk.problem is not None:  # never started: nothing to record, the parent reports it
+        send(("done", 0, errors, 0, seconds))
+        return
+    try:
+        written = write_results(database, chunk.caller.table, chunk.caller.worker, results, errors)
+    except Exception as exc:
+        chunk.problem = exc
+        send(("done", 0, _chunk_failed(chunk), 0, seconds))
+        return
+    send(("done", len(written.written), written.failed, len(written.already_done), seconds))
+
+
+def _chunk_failed(chunk: _Chunk) -> list[KeyFailure]:
+    problem = chunk.problem
+    return [KeyFailure(key, type(problem).__name__, str(problem), "") for key in chunk.keys]
+
+
+@dataclass
 class _Worker:
     process: Any
     connection: Any
     ready: bool = False
-    keys: list[tuple] = field(default_factory=list)
+    chunks: collections.deque[list[tuple]] = field(default_factory=collections.deque)  # sent, not done
     isolated: bool = False  # running one key retried after a crash
-    sent_at: float = 0.0
+
+    @property
+    def keys(self) -> list[tuple]:
+        """Every key sent to this worker and not reported done."""
+        return [key for chunk in self.chunks for key in chunk]
 
 
 class WorkerPool:
@@ -129,7 +202,7 @@ class WorkerPool:
         dry = False
         while not self._stopping.is_set():
             for worker in self._workers:
-                if worker.ready and not worker.keys and not dry:
+                while worker.ready and not dry and len(worker.chunks) < self._depth(worker, dispenser, retry):
                     dry = self._send(worker, table, dispenser, retry)
             busy = [w for w in self._workers if w.keys]
             if dry and not busy and not retry:
@@ -142,10 +215,22 @@ class WorkerPool:
             if dry and retry:
                 dry = False  # crashed keys to retry: keep handing out
 
+    def _depth(self, worker: _Worker, dispenser: KeyDispenser, retry: collections.deque) -> int:
+        """How many chunks the worker may hold: one computing and one queued, whose inputs it fetches
+        meanwhile; only one near the end of the table, so that no worker holds keys another idle one
+        could take, and only one while keys are retried after a crash, so that the next crash
+        points at its key."""
+        if retry or worker.isolated:
+            return 1
+        remaining = dispenser.total - self._handed_out
+        return 2 if remaining >= 2 * len(self._workers) else 1
+
     def _send(self, worker: _Worker, table: Table, dispenser: KeyDispenser, retry: collections.deque) -> bool:
         """Give the worker keys; True when the dispenser has no more."""
         if retry:
-            worker.keys, worker.isolated = [retry.popleft()], True
+            if worker.chunks:
+                return False  # a retried key runs alone: wait until the worker is idle
+            chunk, worker.isolated = [retry.popleft()], True
         else:
             keys = dispenser.take(self._sizer.next(remaining=max(0, dispenser.total - self._handed_out)))
             if keys == WAIT:
@@ -153,9 +238,9 @@ class WorkerPool:
             if not keys:
                 return True
             self._handed_out += len(keys)
-            worker.keys, worker.isolated = list(keys), False
-        worker.sent_at = time.perf_counter()
-        worker.connection.send(("chunk", table.qualified_name, worker.keys))
+            chunk, worker.isolated = list(keys), False
+        worker.chunks.append(chunk)
+        worker.connection.send(("chunk", table.qualified_name, chunk))
         return False
 
     def _handle(self, worker: _Worker, table: Table, report: Report, retry: collections.deque) -> None:
@@ -165,9 +250,8 @@ class WorkerPool:
                 if message[0] == "ready":
                     worker.ready = True
                 else:
-                    _, computed, failed, skipped = message
-                    self._sizer.observe(len(worker.keys), time.perf_counter() - worker.sent_at)
-                    worker.keys = []
+                    _, computed, failed, skipped, seconds = message
+                    self._sizer.observe(len(worker.chunks.popleft()), seconds)
                     report(computed, failed, skipped)
                 return
         except (EOFError, OSError):
@@ -217,11 +301,11 @@ class WorkerPool:
         report = self._report
         for worker in self._workers:
             try:
-                while worker.keys and worker.connection.poll():
+                while worker.chunks and worker.connection.poll():
                     message = worker.connection.recv()
                     if message[0] == "done":
-                        _, computed, failed, skipped = message
-                        worker.keys = []
+                        _, computed, failed, skipped, _seconds = message
+                        worker.chunks.popleft()
                         if report is not None:
                             report(computed, failed, skipped)
             except (EOFError, OSError):
