@@ -7,6 +7,7 @@ The only module that imports click. One error boundary (`main`): a BlobflowError
 from __future__ import annotations
 
 import os
+import select
 import sys
 import traceback
 from dataclasses import dataclass
@@ -77,7 +78,10 @@ class BlobflowGroup(click.Group):
         except KeyboardInterrupt:
             render.error("interrupted")
             ctx.exit(EXIT_INTERRUPTED)
-        except BrokenPipeError:
+        except BrokenPipeError as exc:
+            if not _stdout_reader_gone():  # a pipe of blobflow's own broke (a worker's): a real failure
+                _report_bug(exc, debug)
+                ctx.exit(EXIT_INTERNAL)
             # The reader went away (`blobflow query ... | head`): not an error; silence the final flush.
             sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - lives until exit
             ctx.exit(0)
@@ -89,12 +93,7 @@ class BlobflowGroup(click.Group):
             _report(exc, str(failure), debug)
             ctx.exit(failure.exit_code)
         except Exception as exc:
-            _report(
-                exc,
-                f"unexpected {type(exc).__name__}: {exc} (a bug in blobflow; rerun with --debug "
-                "for the traceback)",
-                debug,
-            )
+            _report_bug(exc, debug)
             ctx.exit(EXIT_INTERNAL)
 
 
@@ -623,6 +622,23 @@ def view(settings: Settings, name: str | None, out: Path | None) -> None:
 def main() -> None:
     """Console-script entry point."""
     cli(prog_name="blobflow")
+
+
+def _stdout_reader_gone() -> bool:
+    """Whether stdout is a pipe whose reader has closed it (the write end of such a pipe polls as
+    an error); False when stdout is not a file descriptor at all."""
+    try:
+        descriptor = sys.stdout.fileno()
+    except (AttributeError, ValueError, OSError):
+        return False
+    poller = select.poll()
+    poller.register(descriptor, select.POLLOUT)
+    return any(events & select.POLLERR for _, events in poller.poll(0))
+
+
+def _report_bug(exc: BaseException, debug: bool) -> None:
+    text = f"unexpected {type(exc).__name__}: {exc} (a bug in blobflow; rerun with --debug for the traceback)"
+    _report(exc, text, debug)
 
 
 def _report(exc: BaseException, text: str, debug: bool) -> None:

@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 from click.testing import CliRunner
 from conftest import BLOBS
+from helpers import CLEAN_ENV, write_pipeline
 
 from blobflow import cli as cli_module
+from blobflow import open_pipeline
 from blobflow.cli import EXIT_INTERNAL, cli
+
+BLOBFLOW = Path(sys.executable).parent / "blobflow"
 
 
 def test_a_bug_is_one_line_with_exit_3_and_a_traceback_only_with_debug(monkeypatch, tmp_path):
@@ -33,3 +42,41 @@ def test_ctrl_c_exits_130(monkeypatch, tmp_path):
     result = CliRunner().invoke(cli, ["-p", str(BLOBS), "--database", f"sqlite:///{tmp_path}/x.db", "tables"])
     assert result.exit_code == 130
     assert result.stderr == "Error: interrupted\n"
+
+
+def test_a_broken_pipe_of_blobflows_own_is_a_bug_not_a_closed_reader(monkeypatch, tmp_path):
+    """Only stdout's reader going away is quiet success; a worker's pipe breaking is a failure."""
+
+    def broken(*args, **kwargs):
+        raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr(cli_module, "open_pipeline", broken)
+    result = CliRunner().invoke(cli, ["-p", str(BLOBS), "--database", f"sqlite:///{tmp_path}/x.db", "tables"])
+    assert result.exit_code == EXIT_INTERNAL
+    assert result.stderr.startswith(
+        "Error: unexpected BrokenPipeError: [Errno 32] Broken pipe (a bug in blobflow"
+    )
+
+
+def test_a_reader_closing_stdout_early_is_quiet_success(tmp_path):
+    manifest = write_pipeline(
+        tmp_path,
+        """\
+        schema: many
+        tables:
+          Thing:
+            tier: manual
+            key: {thing_id: int32}
+            attributes: {label: varchar(40)}
+        """,
+    )
+    url = f"sqlite:///{tmp_path}/many.db"
+    with open_pipeline(manifest, url) as pipe:
+        pipe.init()
+        pipe.table("Thing").insert([{"thing_id": i, "label": f"thing number {i}"} for i in range(20_000)])
+    command = f"{BLOBFLOW} -p {manifest} --database {url} query Thing | head -n 2; exit ${{PIPESTATUS[0]}}"
+    env = {k: v for k, v in os.environ.items() if k not in CLEAN_ENV}
+    result = subprocess.run(["bash", "-c", command], capture_output=True, text=True, env=env, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    assert len(result.stdout.splitlines()) == 2

@@ -50,20 +50,24 @@ def worker_main(connection: Any, pipeline: Pipeline, url: str, schema_map: dict[
 
     io = ThreadPoolExecutor(1, "blobflow-io")
     queued: collections.deque[_Chunk] = collections.deque()
-    send(("ready",))
     stopping = False
-    while queued or not stopping:
-        # Take the chunks that have arrived (waiting for one when idle) and start fetching their inputs.
-        while not stopping and (not queued or connection.poll()):
-            message = connection.recv()
-            if message[0] == "stop":
-                stopping = True
-            else:
-                queued.append(_accept(database, pipeline, worker, callers, io, *message[1:]))
-        if queued:
-            chunk = queued.popleft()
-            results, errors, seconds = _compute(chunk)
-            io.submit(_write_and_tell, database, chunk, results, errors, seconds, send)
+    try:
+        send(("ready",))
+        while queued or not stopping:
+            # Take the chunks that have arrived (waiting for one when idle), start fetching their inputs.
+            while not stopping and (not queued or connection.poll()):
+                message = connection.recv()
+                if message[0] == "stop":
+                    stopping = True
+                else:
+                    queued.append(_accept(database, pipeline, worker, callers, io, *message[1:]))
+            if queued:
+                chunk = queued.popleft()
+                results, errors, seconds = _compute(chunk)
+                io.submit(_write_and_tell, database, chunk, results, errors, seconds, send)
+    except (EOFError, OSError):  # the parent is gone (killed, or exited meanwhile): nobody to work for
+        io.shutdown(wait=True, cancel_futures=True)
+        os._exit(0)
     io.shutdown(wait=True)
     database.dispose()
     # Every result is written and reported and the connections are closed: nothing is left to flush
@@ -240,7 +244,10 @@ class WorkerPool:
             self._handed_out += len(keys)
             chunk, worker.isolated = list(keys), False
         worker.chunks.append(chunk)
-        worker.connection.send(("chunk", table.qualified_name, chunk))
+        try:
+            worker.connection.send(("chunk", table.qualified_name, chunk))
+        except OSError:  # the worker died (BrokenPipeError): its sentinel fires, its keys are retried
+            worker.ready = False
         return False
 
     def _handle(self, worker: _Worker, table: Table, report: Report, retry: collections.deque) -> None:
