@@ -61,6 +61,12 @@ _INTEGERS: dict[str, type[sa.types.TypeEngine]] = {
 }
 
 
+# Strings compare and sort by code point on PostgreSQL, whatever the database's locale, as they do on
+# SQLite: `name < "b"`, `order_by="name"` and `top` give the same rows on both. (A database created
+# with en_US.UTF-8, the common default, would otherwise sort "a" before "B" and ignore "_".)
+BYTEWISE = "C"
+
+
 def column_type(attribute_type: AttributeType, *, constraint_name: str | None = None) -> sa.types.TypeEngine:
     """The SQLAlchemy type for an attribute type; enum values are checked by a CHECK constraint."""
     kind = attribute_type.kind
@@ -70,7 +76,7 @@ def column_type(attribute_type: AttributeType, *, constraint_name: str | None = 
         "float32": Float32(),
         "float64": sa.Double(),
         "bool": sa.Boolean(create_constraint=False),
-        "text": sa.Text(),
+        "text": sa.Text().with_variant(sa.Text(collation=BYTEWISE), "postgresql"),
         "date": sa.Date(),
         "datetime": sa.DateTime(),
         "uuid": sa.Uuid(as_uuid=True),
@@ -80,9 +86,11 @@ def column_type(attribute_type: AttributeType, *, constraint_name: str | None = 
     if kind in simple:
         return simple[kind]
     if kind == "varchar":
-        return sa.String(attribute_type.length)
+        length = attribute_type.length
+        return sa.String(length).with_variant(sa.String(length, collation=BYTEWISE), "postgresql")
     if kind == "char":
-        return FixedChar(attribute_type.length)
+        length = attribute_type.length
+        return FixedChar(length).with_variant(FixedChar(length, collation=BYTEWISE), "postgresql")
     if kind == "decimal":
         return sa.Numeric(attribute_type.precision, attribute_type.scale, asdecimal=True)
     if kind == "enum":

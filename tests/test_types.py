@@ -224,3 +224,43 @@ def test_float32_arrays_hold_the_fetched_values_with_and_without_nulls(backend, 
         assert with_null.dtype == object
         assert list(with_null) == fetched
         assert fetched[-1] is None
+
+
+def test_strings_compare_and_sort_by_code_point_on_both_databases(backend, tmp_path):
+    """PostgreSQL sorts by its database's locale unless told otherwise (en_US.UTF-8 puts "a" before
+    "B" and ignores "_"); blobflow's string columns use code-point order there too, as on SQLite."""
+    path = tmp_path / "words.yaml"
+    path.write_text(
+        textwrap.dedent("""\
+            schema: words
+            tables:
+              Word:
+                tier: manual
+                key: {word_id: int32}
+                attributes:
+                  short: varchar(10)
+                  fixed: char(3)
+                  long: text
+            """)
+    )
+    words = ["a", "B", "_c", "é", "Z", "ab"]
+    with backend.open(path) as pipe:
+        pipe.init()
+        pipe.table("Word").insert(
+            [{"word_id": i, "short": w, "fixed": w[:3], "long": w * 3} for i, w in enumerate(words)]
+        )
+        for column, values in (("short", words), ("fixed", words), ("long", [w * 3 for w in words])):
+            fetched = pipe.query("Word").fetch(column, order_by=column)
+            assert [row[column] for row in fetched] == sorted(values), column
+        smaller = pipe.query('Word & short < "a"').fetch("short", order_by="short")
+        assert [row["short"] for row in smaller] == ["B", "Z", "_c"]
+        if backend.name == "postgres":
+            sql_table = pipe.database.sql[pipe.table("Word").model.qualified_name]
+            select = sa.text(
+                "SELECT column_name, collation_name FROM information_schema.columns "
+                "WHERE table_schema = :schema AND table_name = 'word' AND data_type <> 'integer'"
+            )
+            with pipe.database.engine.connect() as connection:
+                schema = pipe.database.sql_schema(sql_table.schema)
+                collations = dict(connection.execute(select, {"schema": schema}).all())
+            assert collations == {"short": "C", "fixed": "C", "long": "C"}
