@@ -891,3 +891,51 @@ def test_blobs_detection_counts_for_the_hubble_image(backend):
         assert x.dtype == np.float32 and x.min() >= 0 and radius.min() > 0
     finally:
         pipe.close()
+
+
+@pytest.mark.postgres
+def test_a_slow_claim_refreshes_the_jobs_tables_statistics_once_it_holds_many_rows(
+    postgres_backend, tmp_path, monkeypatch
+):
+    """Claims are planned from the jobs table's statistics, which lag behind a run; a slow claim
+    (here: any claim) has the table analysed, but only once it holds 1,000 rows or more."""
+    from blobflow.populate import dispenser as dispenser_module
+
+    schema = postgres_backend.schema("claims")
+    directory = tmp_path / "claims"
+    directory.mkdir()
+    (directory / "pipeline.yaml").write_text(
+        textwrap.dedent(f"""\
+            schema: {schema}
+            tables:
+              Item: {{tier: manual, key: {{item_id: int32}}}}
+              Out:
+                tier: computed
+                depends: [Item]
+                attributes: {{v: int32}}
+                make: {{function: "claims_make:f"}}
+            """)
+    )
+    (directory / "claims_make.py").write_text("def f(key):\n    return {'v': 1}\n")
+    monkeypatch.setattr(dispenser_module, "SLOW_CLAIM_SECONDS", 0.0)
+    with open_pipeline(directory / "pipeline.yaml", postgres_backend.url) as pipe:
+        pipe.init()
+        pipe.table("Item").insert([{"item_id": i} for i in range(3000)])
+        table = pipe.table("Out").model
+        analyses = sa.text(
+            "SELECT coalesce(analyze_count, 0) FROM pg_stat_user_tables "
+            "WHERE schemaname = :schema AND relname = '_jobs__out'"
+        )
+
+        def analysed() -> int:
+            with pipe.database.engine.connect() as connection:
+                return connection.execute(analyses, {"schema": schema}).scalar_one()
+
+        other = KeyDispenser(pipe.database, table, WorkerId(pid=1), DispenseOptions(reserve=True))
+        assert len(other.take(500)) == 500  # 500 rows held: too few to analyse
+        assert analysed() == 0
+        mine = KeyDispenser(pipe.database, table, WorkerId(), DispenseOptions(reserve=True))
+        assert len(mine.take(600)) == 600  # now 1,100
+        assert analysed() == 1
+        assert len(mine.take(10)) == 10  # at most one refresh every 5 s per dispenser
+        assert analysed() == 1

@@ -11,6 +11,7 @@ from __future__ import annotations
 import collections
 import datetime as dt
 import threading
+import time
 from dataclasses import dataclass
 
 import sqlalchemy as sa
@@ -22,6 +23,8 @@ from blobflow.populate.planner import Restriction, count_select, pending_select
 from blobflow.populate.reservations import WorkerId, claim_keys
 
 WAIT = "wait"
+# A claim slower than this on PostgreSQL refreshes the jobs table's statistics (see _claim).
+SLOW_CLAIM_SECONDS = 0.05
 
 
 @dataclass(frozen=True)
@@ -42,6 +45,8 @@ class KeyDispenser:
         self._lock = threading.Lock()
         self._remaining = options.limit
         self._planned: collections.deque[tuple] | None = None
+        self._postgres = db.is_postgres(database.engine)
+        self._analyzed_at = -float("inf")
         self.total = self._count() if options.reserve else len(self._plan())
 
     def _pending(self, connection: sa.Connection) -> sa.Select:
@@ -87,6 +92,28 @@ class KeyDispenser:
             return keys
 
     def _claim(self, count: int) -> list[tuple]:
+        started = time.perf_counter()
+        keys = self._claim_now(count)
+        now = time.perf_counter()
+        if self._postgres and now - started > SLOW_CLAIM_SECONDS and now - self._analyzed_at > 5:
+            self._analyzed_at = now
+            self._analyze_jobs()
+        return keys
+
+    def _analyze_jobs(self) -> None:
+        """Refresh the planner's statistics of the jobs table when it holds many rows. The table
+        fills within a run faster than autovacuum follows, and planned from stale statistics (no
+        rows) a claim compares every pending key with every held one: 0.23 s a claim with 5,000
+        claims held on 20,000 keys, 2.5 ms once analysed. Not below 1,000 rows: statistics of a
+        nearly empty table mislead the planner the same way once claims fill it. A role that does
+        not own the table gets a warning from PostgreSQL and no refresh; claims stay correct."""
+        jobs = self.database.sql.jobs[self.table.qualified_name]
+        with self.database.engine.begin() as connection:
+            rows = connection.execute(sa.select(sa.func.count()).select_from(jobs)).scalar_one()
+            if rows >= 1000:
+                connection.exec_driver_sql(f'ANALYZE "{self.database.sql_schema(jobs.schema)}"."{jobs.name}"')
+
+    def _claim_now(self, count: int) -> list[tuple]:
         with self.database.engine.begin() as connection:
             return claim_keys(
                 connection,
