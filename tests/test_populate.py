@@ -642,7 +642,7 @@ def test_the_next_chunk_is_claimed_and_fetched_while_a_make_runs(lab, monkeypatc
     seen = watch_fetches_and_makes(monkeypatch)
     summaries = lab.populate("Result", reserve=reserve)
     assert seen["second_fetched_during_first_make"] is True
-    assert all(name.startswith("blobflow-io") for name in seen["fetched_by"]), seen
+    assert all(name.startswith("blobflow-fetch") for name in seen["fetched_by"]), seen
     assert summaries["Result"].computed == 6
     assert lab.rows("Result", "subject_id", "param_id", "value", "label") == expected_results()
     assert lab.rows("Result.Item", "subject_id", "param_id", "item", "score") == expected_items()
@@ -939,3 +939,25 @@ def test_a_slow_claim_refreshes_the_jobs_tables_statistics_once_it_holds_many_ro
         assert analysed() == 1
         assert len(mine.take(10)) == 10  # at most one refresh every 5 s per dispenser
         assert analysed() == 1
+
+
+def test_jobs_2_waits_quietly_while_another_process_holds_the_last_keys(lab, monkeypatch):
+    """The dispatcher asks again every poll, not in a busy loop, then takes the keys whose lease ran out."""
+    with lab.open() as pipe:
+        table = pipe.table("Result").model
+        holder = KeyDispenser(
+            pipe.database, table, WorkerId(pid=1), DispenseOptions(reserve=True, lease_seconds=2)
+        )
+        assert len(holder.take(6)) == 6  # every key, held by a process that never writes them
+    takes = []
+    take = KeyDispenser.take
+
+    def counted_take(self, count):
+        takes.append(count)
+        return take(self, count)
+
+    monkeypatch.setattr(KeyDispenser, "take", counted_take)
+    summaries = lab.populate("Result", jobs=2, reserve=True)
+    assert (summaries["Result"].computed, summaries["Result"].failed) == (6, 0)
+    assert len(takes) < 200, f"{len(takes)} claims while waiting about 2 s"
+    assert lab.rows("Result", "subject_id", "param_id", "value", "label") == expected_results()

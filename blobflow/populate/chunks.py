@@ -35,7 +35,7 @@ class ChunkSizer:
         self._seconds = 0.0
 
     def observe(self, keys: int, seconds: float) -> None:
-        """A chunk of `keys` keys took `seconds`, from handing it out to having it written."""
+        """A chunk of `keys` keys took `seconds` to compute (make calls and checks)."""
         self._keys += keys
         self._seconds += seconds
         per_key = self._seconds / max(self._keys, 1)

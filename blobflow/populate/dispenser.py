@@ -108,10 +108,15 @@ class KeyDispenser:
         nearly empty table mislead the planner the same way once claims fill it. A role that does
         not own the table gets a warning from PostgreSQL and no refresh; claims stay correct."""
         jobs = self.database.sql.jobs[self.table.qualified_name]
-        with self.database.engine.begin() as connection:
-            rows = connection.execute(sa.select(sa.func.count()).select_from(jobs)).scalar_one()
-            if rows >= 1000:
-                connection.exec_driver_sql(f'ANALYZE "{self.database.sql_schema(jobs.schema)}"."{jobs.name}"')
+        try:
+            with self.database.engine.begin() as connection:
+                rows = connection.execute(sa.select(sa.func.count()).select_from(jobs)).scalar_one()
+                if rows >= 1000:
+                    quote = connection.dialect.identifier_preparer.quote
+                    schema = self.database.sql_schema(jobs.schema)
+                    connection.exec_driver_sql(f"ANALYZE {quote(schema)}.{quote(jobs.name)}")
+        except sa.exc.DBAPIError:  # a lock or statement timeout, say: only the claims' speed suffers
+            pass
 
     def _claim_now(self, count: int) -> list[tuple]:
         with self.database.engine.begin() as connection:

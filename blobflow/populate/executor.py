@@ -8,6 +8,7 @@ everything: finished keys are written, claims are released, and KeyboardInterrup
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import signal
 import threading
@@ -162,28 +163,31 @@ def compute_locally(
 ) -> None:
     """Take chunks of keys and compute them here until the dispenser runs dry.
 
-    The database work overlaps the computing: while the makes of one chunk run, a thread of its own
-    claims the next chunk and fetches its inputs, then writes the chunk before. With a core to spare,
-    populate then takes little longer than the make calls alone. The thread does every claim, fetch
-    and write, one at a time and in order, and makes run only here, so rows are written in the order
-    they were computed. An in-memory SQLite database has a single connection, which two threads must
-    not share: there the same steps run one after the other in this thread.
+    The database work overlaps the computing: while the makes of one chunk run, one thread claims the
+    next chunk and fetches its inputs and another writes the chunk before. With a core to spare,
+    populate then takes little longer than the make calls alone. Makes run only here, one chunk
+    after another, and the writer takes chunks in the order they were computed. An in-memory SQLite
+    database has a single connection, which threads must not share: there the same steps run one
+    after the other in this thread.
     """
     caller = MakeCaller(database, table, worker)
-    io = _InThisThread() if db.single_connection(database.engine) else ThreadPoolExecutor(1, "blobflow-io")
+    if db.single_connection(database.engine):
+        fetcher = writer = _InThisThread()
+    else:
+        fetcher, writer = ThreadPoolExecutor(1, "blobflow-fetch"), ThreadPoolExecutor(1, "blobflow-write")
     sizer = ChunkSizer(target_seconds)
-    upcoming = io.submit(_take_and_fetch, dispenser, caller, sizer.next())
+    upcoming = fetcher.submit(_take_and_fetch, dispenser, caller, sizer.next())
     writes: list[Future] = []
     try:
         while True:
             keys, inputs = upcoming.result()
             if keys == WAIT:  # other processes hold the only keys left: theirs may expire
                 time.sleep(WAIT_SECONDS)
-                upcoming = io.submit(_take_and_fetch, dispenser, caller, sizer.next())
+                upcoming = fetcher.submit(_take_and_fetch, dispenser, caller, sizer.next())
                 continue
             if not keys:
                 break
-            upcoming = io.submit(_take_and_fetch, dispenser, caller, sizer.next())
+            upcoming = fetcher.submit(_take_and_fetch, dispenser, caller, sizer.next())
             started = time.perf_counter()
             results: list[Computed] = []
             errors: list[KeyFailure] = []
@@ -193,15 +197,18 @@ def compute_locally(
                     (results if isinstance(outcome, Computed) else errors).append(outcome)
             finally:  # on Ctrl-C too: what finished is written (held back while written here)
                 with _ctrl_c_held():
-                    writes.append(io.submit(_write, database, caller, results, errors, report))
+                    writes.append(writer.submit(_write, database, caller, results, errors, report))
             sizer.observe(len(keys), time.perf_counter() - started)
             while writes and writes[0].done():
                 writes.pop(0).result()  # a failed write stops populate here, as it would without the thread
     finally:
         # Ctrl-C waits until every chunk computed is written and reported, so the summary counts
-        # every key written; the claims of the chunk fetched ahead are released by populate().
+        # every key written. It does not wait for the chunk being claimed ahead: that claim is let
+        # finish (populate() then releases it), but Ctrl-C again cuts the wait short.
         with _ctrl_c_held():
-            io.shutdown(wait=True)
+            writer.shutdown(wait=True)
+        fetcher.shutdown(wait=False, cancel_futures=True)
+        concurrent.futures.wait([upcoming])
     for write in writes:
         write.result()
 
@@ -231,11 +238,11 @@ class _InThisThread:
         future: Future = Future()
         try:
             future.set_result(function(*arguments))
-        except BaseException as exc:  # handed over as the thread would hand it over: at result()
+        except Exception as exc:  # handed over as the thread would hand it over: at result()
             future.set_exception(exc)
-        return future
+        return future  # (KeyboardInterrupt is not held: Ctrl-C stops at once)
 
-    def shutdown(self, wait: bool = True) -> None:
+    def shutdown(self, wait: bool = True, cancel_futures: bool = False) -> None:
         pass
 
 

@@ -7,10 +7,12 @@ dies again alone is recorded as failed, and a new worker takes the dead one's pl
 
 from __future__ import annotations
 
+import atexit
 import collections
 import multiprocessing
 import multiprocessing.connection
 import os
+import queue
 import signal
 import sys
 import threading
@@ -29,75 +31,97 @@ from blobflow.populate.writer import write_results
 
 Report = Callable[[int, Sequence[KeyFailure], int], None]
 POLL_SECONDS = 0.2
+_SENT, _WAIT, _DRY = "sent", "wait", "dry"  # what _send did
 
 
 def worker_main(connection: Any, pipeline: Pipeline, url: str, schema_map: dict[str, str]) -> None:
     """A worker process: compute the chunks the parent sends until told to stop.
 
-    As in `compute_locally`, a thread of the worker's own does the database work: it fetches the
-    inputs of the chunk queued behind the one computing, and writes each chunk once computed, then
-    tells the parent ("done"). Makes run in the worker's main thread only, one chunk after another.
+    As in `compute_locally`, threads of the worker's own do the database work: a receiver takes each
+    chunk as it arrives, also while a make runs, and has its inputs fetched at once; a writer writes
+    each chunk once computed, then tells the parent ("done"). Makes run in the main thread only, one
+    chunk after another, in the order the chunks came.
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     database = Database(pipeline, url, schema_map)
     worker = WorkerId()
-    callers: dict[str, Any] = {}
-    send_lock = threading.Lock()  # the main thread and the I/O thread both send
+    callers: dict[str, Any] = {}  # table -> MakeCaller, made in the main thread (it imports the make)
+    send_lock = threading.Lock()  # the main thread and the writer both send
 
     def send(message: tuple) -> None:
         with send_lock:
             connection.send(message)
 
-    io = ThreadPoolExecutor(1, "blobflow-io")
-    queued: collections.deque[_Chunk] = collections.deque()
-    stopping = False
-    try:
-        send(("ready",))
-        while queued or not stopping:
-            # Take the chunks that have arrived (waiting for one when idle), start fetching their inputs.
-            while not stopping and (not queued or connection.poll()):
+    fetcher, writer = ThreadPoolExecutor(1, "blobflow-fetch"), ThreadPoolExecutor(1, "blobflow-write")
+    inbox: queue.SimpleQueue = queue.SimpleQueue()
+
+    def receive() -> None:
+        try:
+            while True:
                 message = connection.recv()
                 if message[0] == "stop":
-                    stopping = True
-                else:
-                    queued.append(_accept(database, pipeline, worker, callers, io, *message[1:]))
-            if queued:
-                chunk = queued.popleft()
-                results, errors, seconds = _compute(chunk)
-                io.submit(_write_and_tell, database, chunk, results, errors, seconds, send)
-    except (EOFError, OSError):  # the parent is gone (killed, or exited meanwhile): nobody to work for
-        io.shutdown(wait=True, cancel_futures=True)
+                    inbox.put(_STOP)
+                    return
+                chunk = _Chunk(*message[1:])
+                if chunk.table_name in callers:  # else the main thread makes the caller, then fetches
+                    chunk.caller = callers[chunk.table_name]
+                    chunk.inputs = fetcher.submit(chunk.caller.fetch_inputs, chunk.keys)
+                inbox.put(chunk)
+        except (EOFError, OSError):
+            inbox.put(_PARENT_GONE)
+
+    try:
+        send(("ready",))
+    except OSError:  # the parent is gone already
         os._exit(0)
-    io.shutdown(wait=True)
+    threading.Thread(target=receive, name="blobflow-receive", daemon=True).start()
+    while (chunk := inbox.get()) is not _STOP:
+        if chunk is _PARENT_GONE:  # killed, or exited meanwhile: nobody to work for
+            writer.shutdown(wait=True, cancel_futures=True)
+            os._exit(0)
+        _prepare(chunk, database, pipeline, worker, callers, fetcher)
+        results, errors, seconds = _compute(chunk)
+        writer.submit(_write_and_tell, database, chunk, results, errors, seconds, send)
+    writer.shutdown(wait=True)
+    fetcher.shutdown(wait=True)
     database.dispose()
-    # Every result is written and reported and the connections are closed: nothing is left to flush
-    # or clean up, so skip tearing down the interpreter (numpy, SQLAlchemy, the make's modules), which
-    # took 0.1 s that populate spent waiting for its workers to exit.
+    # Every result is written and reported and the connections are closed. Run the exit handlers
+    # (the make's modules may have some), then skip tearing down the interpreter (numpy, SQLAlchemy,
+    # the make's modules): that took 0.1 s that populate spent waiting for its workers to exit.
+    atexit._run_exitfuncs()
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(0)
+
+
+_STOP, _PARENT_GONE = object(), object()  # what the receiver puts in the inbox besides chunks
 
 
 @dataclass
 class _Chunk:
     """A chunk in a worker: its keys, the caller of its table's make, its inputs being fetched."""
 
+    table_name: str
     keys: list[tuple]
     caller: Any = None
     inputs: Future | None = None
     problem: BaseException | None = None  # the make cannot be imported, say: every key fails
 
 
-def _accept(database, pipeline, worker, callers, io, table_name: str, keys: list[tuple]) -> _Chunk:
+def _prepare(chunk: _Chunk, database, pipeline, worker, callers, fetcher) -> None:
+    """The chunk's caller, and its inputs being fetched, if the receiver could not see to them."""
+    if chunk.caller is not None:
+        return
     from blobflow.populate.make import MakeCaller
 
     try:
-        if table_name not in callers:
-            callers[table_name] = MakeCaller(database, pipeline.table(table_name), worker)
+        if chunk.table_name not in callers:
+            callers[chunk.table_name] = MakeCaller(database, pipeline.table(chunk.table_name), worker)
     except Exception as exc:  # import error and the like: the whole chunk fails with it
-        return _Chunk(keys, problem=exc)
-    caller = callers[table_name]
-    return _Chunk(keys, caller, io.submit(caller.fetch_inputs, keys))
+        chunk.problem = exc
+        return
+    chunk.caller = callers[chunk.table_name]
+    chunk.inputs = fetcher.submit(chunk.caller.fetch_inputs, chunk.keys)
 
 
 def _compute(chunk: _Chunk) -> tuple[list, list[KeyFailure], float]:
@@ -206,8 +230,16 @@ class WorkerPool:
         dry = False
         while not self._stopping.is_set():
             for worker in self._workers:
-                while worker.ready and not dry and len(worker.chunks) < self._depth(worker, dispenser, retry):
-                    dry = self._send(worker, table, dispenser, retry)
+                while (
+                    worker.ready
+                    and not dry
+                    and not self._stopping.is_set()
+                    and len(worker.chunks) < self._depth(worker, dispenser, retry)
+                ):
+                    sent = self._send(worker, table, dispenser, retry)
+                    dry = sent == _DRY
+                    if sent != _SENT:
+                        break  # nothing to give now (others hold the last keys) or no more keys
             busy = [w for w in self._workers if w.keys]
             if dry and not busy and not retry:
                 return
@@ -229,26 +261,30 @@ class WorkerPool:
         remaining = dispenser.total - self._handed_out
         return 2 if remaining >= 2 * len(self._workers) else 1
 
-    def _send(self, worker: _Worker, table: Table, dispenser: KeyDispenser, retry: collections.deque) -> bool:
-        """Give the worker keys; True when the dispenser has no more."""
+    def _send(self, worker: _Worker, table: Table, dispenser: KeyDispenser, retry: collections.deque) -> str:
+        """Give the worker a chunk: _SENT; _WAIT when there is none to give now (other processes hold
+        the last keys, or a retried key waits for the worker to be idle); _DRY when no keys are left."""
         if retry:
             if worker.chunks:
-                return False  # a retried key runs alone: wait until the worker is idle
+                return _WAIT  # a retried key runs alone: wait until the worker is idle
             chunk, worker.isolated = [retry.popleft()], True
         else:
-            keys = dispenser.take(self._sizer.next(remaining=max(0, dispenser.total - self._handed_out)))
+            left = dispenser.total - self._handed_out
+            keys = dispenser.take(self._sizer.next(remaining=left if left > 0 else None))
             if keys == WAIT:
-                return False
+                return _WAIT
             if not keys:
-                return True
+                return _DRY
             self._handed_out += len(keys)
             chunk, worker.isolated = list(keys), False
-        worker.chunks.append(chunk)
         try:
             worker.connection.send(("chunk", table.qualified_name, chunk))
-        except OSError:  # the worker died (BrokenPipeError): its sentinel fires, its keys are retried
-            worker.ready = False
-        return False
+        except OSError:  # the worker died (BrokenPipeError); its sentinel fires and it is replaced
+            worker.ready, worker.isolated = False, False
+            retry.extend(chunk)  # never delivered: not the keys that killed it, but run alone to be sure
+            return _WAIT
+        worker.chunks.append(chunk)
+        return _SENT
 
     def _handle(self, worker: _Worker, table: Table, report: Report, retry: collections.deque) -> None:
         try:
