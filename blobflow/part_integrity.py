@@ -73,9 +73,11 @@ def create_statements(
     pairs = list(zip(master_columns, part_columns))
     part_names_old = " AND ".join(f"p.{quote(c)} = o.{quote(p)}" for p, c in pairs)
     master_has_old = " AND ".join(f"m.{quote(p)} = o.{quote(p)}" for p in master_columns)
-    return [
-        f"""
-CREATE FUNCTION {check_part}() RETURNS trigger LANGUAGE plpgsql AS $blobflow$
+    not_read_committed = _literal(
+        f'deleting or re-keying rows of "{master.sql_name}", which has the part "{part.sql_name}", needs '
+        "READ COMMITTED isolation: under an older snapshot, part rows committed meanwhile would go unseen"
+    )
+    part_body = f"""
 DECLARE
     wanted bigint;
     locked bigint;
@@ -96,12 +98,27 @@ BEGIN
     END IF;
     RETURN NULL;
 END
-$blobflow$""",
-        f"""
-CREATE FUNCTION {check_master}() RETURNS trigger LANGUAGE plpgsql AS $blobflow$
+"""
+    master_body = f"""
 DECLARE
     orphan text;
 BEGIN
+    IF to_regclass({_literal(part_sql)}) IS NULL THEN
+        RETURN NULL;  -- the part table was dropped by hand: no row can refer to these any more
+    END IF;
+    -- A snapshot older than this statement (REPEATABLE READ, SERIALIZABLE) cannot see part rows that
+    -- another transaction committed meanwhile; PostgreSQL's own foreign keys look past it, a trigger
+    -- cannot. So a master row may go only under READ COMMITTED, as blobflow itself always runs.
+    IF current_setting('transaction_isolation') <> 'read committed' THEN
+        IF TG_OP = 'TRUNCATE' THEN
+            RAISE object_not_in_prerequisite_state USING MESSAGE = {not_read_committed};
+        END IF;
+        IF EXISTS (
+            SELECT FROM old_rows AS o WHERE NOT EXISTS (SELECT FROM {master_sql} AS m WHERE {master_has_old})
+        ) THEN
+            RAISE object_not_in_prerequisite_state USING MESSAGE = {not_read_committed};
+        END IF;
+    END IF;
     IF TG_OP = 'TRUNCATE' THEN
         IF EXISTS (SELECT FROM {part_sql}) THEN
             RAISE foreign_key_violation USING MESSAGE = {message_master}, DETAIL = {truncate_detail};
@@ -119,21 +136,45 @@ BEGIN
     END IF;
     RETURN NULL;
 END
-$blobflow$""",
+"""
+    triggers = [
         # One trigger per event: PostgreSQL allows transition tables only on single-event triggers.
         *(
-            f"CREATE TRIGGER blobflow_master_exists_{event.lower()} AFTER {event} ON {part_sql} "
-            f"REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION {check_part}()"
+            (
+                quote(f"blobflow_master_exists_{event.lower()}"),
+                part_sql,
+                f"AFTER {event} ON {part_sql} REFERENCING NEW TABLE AS new_rows "
+                f"FOR EACH STATEMENT EXECUTE FUNCTION {check_part}()",
+            )
             for event in ("INSERT", "UPDATE")
         ),
         *(
-            f"CREATE TRIGGER {quote(_identifier(f'blobflow_parts_{event.lower()}__', part.sql_name))} "
-            f"AFTER {event} ON {master_sql} "
-            f"REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION {check_master}()"
+            (
+                quote(_identifier(f"blobflow_parts_{event.lower()}__", part.sql_name)),
+                master_sql,
+                f"AFTER {event} ON {master_sql} REFERENCING OLD TABLE AS old_rows "
+                f"FOR EACH STATEMENT EXECUTE FUNCTION {check_master}()",
+            )
             for event in ("DELETE", "UPDATE")
         ),
-        f"CREATE TRIGGER {quote(_identifier('blobflow_parts_truncate__', part.sql_name))} "
-        f"AFTER TRUNCATE ON {master_sql} FOR EACH STATEMENT EXECUTE FUNCTION {check_master}()",
+        (
+            quote(_identifier("blobflow_parts_truncate__", part.sql_name)),
+            master_sql,
+            f"AFTER TRUNCATE ON {master_sql} FOR EACH STATEMENT EXECUTE FUNCTION {check_master}()",
+        ),
+    ]
+    # Replacing, not just creating: a part table dropped by hand and created again by `init` finds
+    # the functions, and the master's triggers, still there.
+    return [
+        f"CREATE OR REPLACE FUNCTION {check_part}() RETURNS trigger LANGUAGE plpgsql AS "
+        f"{_dollar_quoted(part_body)}",
+        f"CREATE OR REPLACE FUNCTION {check_master}() RETURNS trigger LANGUAGE plpgsql AS "
+        f"{_dollar_quoted(master_body)}",
+        *(
+            statement
+            for name, on, rest in triggers
+            for statement in (f"DROP TRIGGER IF EXISTS {name} ON {on}", f"CREATE TRIGGER {name} {rest}")
+        ),
     ]
 
 
@@ -149,3 +190,13 @@ def _identifier(prefix: str, name: str) -> str:
 def _literal(text: str) -> str:
     """A SQL string literal."""
     return "'" + text.replace("'", "''") + "'"
+
+
+def _dollar_quoted(body: str) -> str:
+    """The body as a dollar-quoted string, with a tag that does not occur in it (a schema name could
+    hold `$blobflow$`)."""
+    tag, number = "$blobflow$", 0
+    while tag in body:
+        number += 1
+        tag = f"$blobflow{number}$"
+    return f"{tag}{body}{tag}"

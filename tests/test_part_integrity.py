@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import sqlalchemy as sa
 
-from blobflow.part_integrity import _identifier
+from blobflow.part_integrity import _dollar_quoted, _identifier, create_statements
 
 DETECTION = "tutorial_blobs.Detection"
 BLOB = "tutorial_blobs.Detection.Blob"
@@ -182,3 +182,58 @@ def test_trigger_names_fit_postgresql_and_stay_distinct():
     assert (
         _identifier("blobflow_parts_delete__", "detection__blob") == "blobflow_parts_delete__detection__blob"
     )
+
+
+@pytest.mark.postgres
+def test_a_master_goes_only_under_read_committed(postgres_backend):
+    """Under an older snapshot a trigger cannot see part rows committed meanwhile, so deleting or
+    re-keying a master is refused there (blobflow itself always runs READ COMMITTED)."""
+    pipe = postgres_backend.open()
+    pipe.init()
+    database = pipe.database
+    pipe.table("Image").insert([{"image_id": 1, "image_name": "one", "image": np.zeros((2, 2))}])
+    detection = database.sql[DETECTION]
+    with database.engine.begin() as connection:
+        connection.execute(
+            sa.insert(detection), [{"image_id": 1, "params_id": p, "num_blobs": 0} for p in (1, 2)]
+        )
+    repeatable = database.engine.execution_options(isolation_level="REPEATABLE READ")
+    refusal = pytest.raises(sa.exc.DBAPIError, match="needs READ COMMITTED isolation")
+    with refusal, repeatable.begin() as connection:
+        connection.execute(sa.delete(detection).where(detection.c.params_id == 1))
+    with repeatable.begin() as connection:  # what leaves every master key in place is fine
+        connection.execute(sa.update(detection).values(num_blobs=5))
+    with database.engine.begin() as connection:  # READ COMMITTED, as blobflow's delete runs
+        connection.execute(sa.delete(detection).where(detection.c.params_id == 1))
+    assert counts(database) == (1, 0)
+    pipe.close()
+
+
+@pytest.mark.postgres
+def test_the_triggers_can_be_created_again_and_outlive_a_part_dropped_by_hand(postgres_backend):
+    pipe = postgres_backend.open()
+    pipe.init()
+    database = pipe.database
+    pipeline = database.pipeline
+    part = pipeline.table(BLOB)
+    with database.engine.begin() as connection:  # again: replaced, not refused as existing
+        for statement in create_statements(pipeline, part, database.sql_schema, connection.dialect):
+            connection.exec_driver_sql(statement)
+    pipe.table("Image").insert([{"image_id": 1, "image_name": "one", "image": np.zeros((2, 2))}])
+    with database.engine.begin() as connection:
+        connection.execute(
+            sa.insert(database.sql[DETECTION]), [{"image_id": 1, "params_id": 1, "num_blobs": 0}]
+        )
+        connection.exec_driver_sql(f'DROP TABLE "{database.sql_schema("tutorial_blobs")}".detection__blob')
+    with database.engine.begin() as connection:  # the master's trigger does not trip over the gone part
+        connection.execute(sa.delete(database.sql[DETECTION]))
+    pipe.close()
+
+
+def test_function_bodies_are_quoted_with_a_tag_they_do_not_contain():
+    assert _dollar_quoted("SELECT 1") == "$blobflow$SELECT 1$blobflow$"
+    hostile = 'SELECT 1 FROM "odd$blobflow$schema".t'
+    quoted = _dollar_quoted(hostile)
+    tag = quoted[: quoted.index("$", 1) + 1]
+    assert tag not in hostile
+    assert quoted == f"{tag}{hostile}{tag}"
