@@ -4,13 +4,17 @@ A declared foreign key checks every inserted row on its own: an index probe and 
 the server's SPI, about 3 µs a row, which was three quarters of the time to write a make's 100,000
 part rows (docs/performance.md). Part rows are written only together with their master and come in
 bulk, so on PostgreSQL the part -> master reference is enforced by statement-level triggers over
-transition tables instead, with the same guarantees:
+transition tables instead, with the same guarantees for transactions at READ COMMITTED (PostgreSQL's
+default, and what blobflow uses):
 
 - after an INSERT or UPDATE on the part, every distinct master key among the new rows must exist.
   Those master rows are locked FOR KEY SHARE, as a foreign key locks them, so a concurrent delete
   of the master waits for this transaction, then finds the part rows and fails;
 - after a DELETE or UPDATE on the master, no part row may name a master key that is gone;
-- after a TRUNCATE of the master, the part must be empty (or truncated in the same statement).
+- after a TRUNCATE of the master, the part must be empty (or truncated in the same statement);
+- under REPEATABLE READ or SERIALIZABLE, deleting or re-keying a master is refused: the older
+  snapshot cannot see part rows another transaction committed meanwhile (a foreign key's check
+  looks past the snapshot; a trigger cannot).
 
 A violation raises SQLSTATE 23503 (foreign_key_violation), the error a foreign key raises, with
 the offending key in its detail. The foreign key stays in the SQLAlchemy metadata (tables.py) and
