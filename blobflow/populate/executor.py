@@ -1,6 +1,7 @@
 """Running populate: tables upstream first, keys in adaptive chunks, in this process and in workers.
 
-With `jobs=1` this process computes every key. With `jobs=N` it spawns N worker processes and
+With `jobs=1` this process computes every key, in its main thread, while two threads claim and
+fetch the next chunk and write the last one. With `jobs=N` it spawns N worker processes and
 computes nothing itself, so a make that kills its process (os._exit, a segfault) takes down a worker,
 never populate; a dispatcher thread feeds the workers and notices when one dies. Ctrl-C stops
 everything: finished keys are written, claims are released, and KeyboardInterrupt propagates.

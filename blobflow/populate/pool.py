@@ -1,8 +1,9 @@
 """Worker processes for `populate --jobs N`: spawned (never forked), each with its own connection.
 
-A dispatcher thread in the parent hands chunks of keys to idle workers. When a worker dies (a
-segfault, os._exit, SIGKILL), the keys of its chunk are retried one per task; a key whose worker
-dies again alone is recorded as failed, and a new worker takes the dead one's place.
+A dispatcher thread in the parent hands chunks of keys to the workers, up to two at a time each
+(one computing, one whose inputs are being fetched; one near the end of a table). When a worker dies
+(a segfault, os._exit, SIGKILL), the keys it held are retried one per task; a key whose worker dies
+again alone is recorded as failed, and a new worker takes the dead one's place.
 """
 
 from __future__ import annotations
