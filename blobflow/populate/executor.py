@@ -193,9 +193,7 @@ def compute_locally(
             results: list[Computed] = []
             errors: list[KeyFailure] = []
             try:
-                for key in keys:
-                    outcome = caller.compute(key, inputs[key])
-                    (results if isinstance(outcome, Computed) else errors).append(outcome)
+                caller.compute_each(keys, inputs, results, errors)
             finally:  # on Ctrl-C too: what finished is written (held back while written here)
                 with _ctrl_c_held():
                     writes.append(writer.submit(_write, database, caller, results, errors, report))

@@ -111,6 +111,19 @@ class MakeCaller:
                         inputs[key][make_input.name] = found
         return inputs
 
+    def compute_each(
+        self,
+        keys: Sequence[Key],
+        inputs: Mapping[Key, dict[str, Any]],
+        results: list[Computed],
+        errors: list[KeyFailure],
+    ) -> None:
+        """Compute keys in order, appending each outcome as it comes: what finished before an
+        interrupt (Ctrl-C) is in the lists, to be written."""
+        for key in keys:
+            outcome = self.compute(key, inputs[key])
+            (results if isinstance(outcome, Computed) else errors).append(outcome)
+
     def compute(self, key: Key, inputs: dict[str, Any]) -> Computed | KeyFailure:
         """Run make for one key and check its result; any failure comes back as a KeyFailure."""
         assert self.table.make is not None

@@ -126,8 +126,6 @@ def _prepare(chunk: _Chunk, database, pipeline, worker, callers, fetcher) -> Non
 
 
 def _compute(chunk: _Chunk) -> tuple[list, list[KeyFailure], float]:
-    from blobflow.populate.make import Computed
-
     started = time.perf_counter()
     try:
         inputs = chunk.inputs.result() if chunk.problem is None else None
@@ -135,10 +133,9 @@ def _compute(chunk: _Chunk) -> tuple[list, list[KeyFailure], float]:
         chunk.problem = exc
     if chunk.problem is not None:
         return [], _chunk_failed(chunk), 0.0
-    results, errors = [], []
-    for key in chunk.keys:
-        outcome = chunk.caller.compute(key, inputs[key])
-        (results if isinstance(outcome, Computed) else errors).append(outcome)
+    results: list = []
+    errors: list[KeyFailure] = []
+    chunk.caller.compute_each(chunk.keys, inputs, results, errors)
     return results, errors, time.perf_counter() - started
 
 
