@@ -631,8 +631,8 @@ def _stdout_reader_gone() -> bool:
         descriptor = sys.stdout.fileno()
     except (AttributeError, ValueError, OSError):
         return False
-    if not hasattr(select, "poll"):  # Windows
-        return True
+    if not hasattr(select, "poll"):  # Windows: cannot tell, so not assumed
+        return False
     poller = select.poll()
     poller.register(descriptor, select.POLLOUT)
     return any(events & select.POLLERR for _, events in poller.poll(0))

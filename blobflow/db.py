@@ -57,7 +57,12 @@ def create_engine(url: str | URL, schemas: Sequence[str]) -> Engine:
     parsed = normalise_url(url)
     if parsed.get_backend_name() == "sqlite":
         return _sqlite_engine(parsed, tuple(schemas))
-    engine = sa.create_engine(parsed, pool_pre_ping=True, connect_args={"connect_timeout": 10})
+    # READ COMMITTED whatever the server's or role's default: claims rely on seeing other processes'
+    # commits statement by statement, and the part triggers refuse master deletes under older
+    # snapshots (part_integrity.py).
+    engine = sa.create_engine(
+        parsed, pool_pre_ping=True, connect_args={"connect_timeout": 10}, isolation_level="READ COMMITTED"
+    )
     sa.event.listen(engine, "before_cursor_execute", _binary_results)
     return engine
 

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import sqlalchemy as sa
 
+from blobflow.delete import execute_delete
 from blobflow.part_integrity import _dollar_quoted, _identifier, create_statements
 
 DETECTION = "tutorial_blobs.Detection"
@@ -237,3 +238,44 @@ def test_function_bodies_are_quoted_with_a_tag_they_do_not_contain():
     tag = quoted[: quoted.index("$", 1) + 1]
     assert tag not in hostile
     assert quoted == f"{tag}{hostile}{tag}"
+
+
+@pytest.mark.postgres
+def test_blobflow_deletes_under_read_committed_whatever_the_servers_default(postgres_backend, monkeypatch):
+    monkeypatch.setenv("PGOPTIONS", "-c default_transaction_isolation=repeatable\\ read")
+    pipe = postgres_backend.open()
+    pipe.init()
+    database = pipe.database
+    with database.engine.connect() as connection:
+        assert connection.exec_driver_sql("SHOW transaction_isolation").scalar_one() == "read committed"
+    pipe.table("Image").insert([{"image_id": 1, "image_name": "one", "image": np.zeros((2, 2))}])
+    with database.engine.begin() as connection:
+        connection.execute(
+            sa.insert(database.sql[DETECTION]), [{"image_id": 1, "params_id": 1, "num_blobs": 2}]
+        )
+        connection.execute(sa.insert(database.sql[BLOB]), blob_rows(1, 1, 2))
+    plan = execute_delete(database, "Image")
+    assert plan.counts == {"Image": 1, "Detection": 1, "Detection.Blob": 2}
+    assert counts(database) == (0, 0)
+    pipe.close()
+
+
+@pytest.mark.postgres
+def test_a_renamed_part_still_protects_its_rows(postgres_backend):
+    """Only a part dropped by hand lets the master's check stand down; renamed, its rows still count."""
+    pipe = postgres_backend.open()
+    pipe.init()
+    database = pipe.database
+    pipe.table("Image").insert([{"image_id": 1, "image_name": "one", "image": np.zeros((2, 2))}])
+    schema = database.sql_schema("tutorial_blobs")
+    with database.engine.begin() as connection:
+        connection.execute(
+            sa.insert(database.sql[DETECTION]), [{"image_id": 1, "params_id": 1, "num_blobs": 2}]
+        )
+        connection.execute(sa.insert(database.sql[BLOB]), blob_rows(1, 1, 2))
+        connection.exec_driver_sql(f'ALTER TABLE "{schema}".detection__blob RENAME TO moved_away')
+    with pytest.raises(sa.exc.DBAPIError), database.engine.begin() as connection:
+        connection.execute(sa.delete(database.sql[DETECTION]))
+    with database.engine.connect() as connection:
+        assert connection.exec_driver_sql(f'SELECT count(*) FROM "{schema}".detection').scalar_one() == 1
+    pipe.close()

@@ -203,11 +203,13 @@ def compute_locally(
     finally:
         # Ctrl-C waits until every chunk computed is written and reported, so the summary counts
         # every key written. It does not wait for the chunk being claimed ahead: that claim is let
-        # finish (populate() then releases it), but Ctrl-C again cuts the wait short.
-        with _ctrl_c_held():
-            writer.shutdown(wait=True)
+        # finish, so that populate() releases it afterwards, but Ctrl-C again cuts the wait short.
         fetcher.shutdown(wait=False, cancel_futures=True)
-        concurrent.futures.wait([upcoming])
+        try:
+            with _ctrl_c_held():
+                writer.shutdown(wait=True)
+        finally:
+            concurrent.futures.wait([upcoming])
     for write in writes:
         write.result()
 

@@ -32,7 +32,7 @@ from blobflow.populate.writer import write_results
 
 Report = Callable[[int, Sequence[KeyFailure], int], None]
 POLL_SECONDS = 0.2
-_SENT, _WAIT, _DRY = "sent", "wait", "dry"  # what _send did
+_SENT, _WAIT, _OTHERS_HOLD, _DRY = "sent", "wait", "others hold", "dry"  # what _send did
 
 
 def worker_main(connection: Any, pipeline: Pipeline, url: str, schema_map: dict[str, str]) -> None:
@@ -70,6 +70,8 @@ def worker_main(connection: Any, pipeline: Pipeline, url: str, schema_map: dict[
                 inbox.put(chunk)
         except (EOFError, OSError):
             inbox.put(_PARENT_GONE)
+        except BaseException:  # anything else: die, so the parent retries this worker's keys
+            inbox.put(_BROKEN)
 
     try:
         send(("ready",))
@@ -80,9 +82,12 @@ def worker_main(connection: Any, pipeline: Pipeline, url: str, schema_map: dict[
         if chunk is _PARENT_GONE:  # killed, or exited meanwhile: nobody to work for
             writer.shutdown(wait=True, cancel_futures=True)
             os._exit(0)
+        if chunk is _BROKEN:
+            os._exit(1)
         _prepare(chunk, database, pipeline, worker, callers, fetcher)
         results, errors, seconds = _compute(chunk)
-        writer.submit(_write_and_tell, database, chunk, results, errors, seconds, send)
+        written = writer.submit(_write_and_tell, database, chunk, results, errors, seconds, send)
+        written.add_done_callback(_die_unless_told)
     writer.shutdown(wait=True)
     fetcher.shutdown(wait=True)
     database.dispose()
@@ -95,7 +100,14 @@ def worker_main(connection: Any, pipeline: Pipeline, url: str, schema_map: dict[
     os._exit(0)
 
 
-_STOP, _PARENT_GONE = object(), object()  # what the receiver puts in the inbox besides chunks
+_STOP, _PARENT_GONE, _BROKEN = object(), object(), object()  # put in the inbox besides chunks
+
+
+def _die_unless_told(written: Future) -> None:
+    """A chunk whose "done" could not be sent (the parent is gone, or a bug) ends the worker: the
+    parent, if alive, sees it die and retries the keys it held, instead of waiting forever."""
+    if written.exception() is not None:
+        os._exit(1)
 
 
 @dataclass
@@ -125,21 +137,23 @@ def _prepare(chunk: _Chunk, database, pipeline, worker, callers, fetcher) -> Non
     chunk.inputs = fetcher.submit(chunk.caller.fetch_inputs, chunk.keys)
 
 
-def _compute(chunk: _Chunk) -> tuple[list, list[KeyFailure], float]:
+def _compute(chunk: _Chunk) -> tuple[list, list[KeyFailure], float | None]:
     started = time.perf_counter()
     try:
         inputs = chunk.inputs.result() if chunk.problem is None else None
     except Exception as exc:  # the database went away, say
         chunk.problem = exc
     if chunk.problem is not None:
-        return [], _chunk_failed(chunk), 0.0
+        return [], _chunk_failed(chunk), None  # no time: it says nothing of how long makes take
     results: list = []
     errors: list[KeyFailure] = []
     chunk.caller.compute_each(chunk.keys, inputs, results, errors)
     return results, errors, time.perf_counter() - started
 
 
-def _write_and_tell(database, chunk: _Chunk, results: list, errors: list, seconds: float, send) -> None:
+def _write_and_tell(
+    database, chunk: _Chunk, results: list, errors: list, seconds: float | None, send
+) -> None:
     if chunk.problem is not None:  # never started: nothing to record, the parent reports it
         send(("done", 0, errors, 0, seconds))
         return
@@ -228,6 +242,7 @@ class WorkerPool:
         dry = False
         while not self._stopping.is_set():
             for worker in self._workers:
+                sent = None
                 while (
                     worker.ready
                     and not dry
@@ -237,7 +252,9 @@ class WorkerPool:
                     sent = self._send(worker, table, dispenser, retry)
                     dry = sent == _DRY
                     if sent != _SENT:
-                        break  # nothing to give now (others hold the last keys) or no more keys
+                        break  # nothing to give this worker now, or no keys left
+                if sent == _OTHERS_HOLD:
+                    break  # other processes hold the last keys: ask again after the poll, once
             busy = [w for w in self._workers if w.keys]
             if dry and not busy and not retry:
                 return
@@ -260,8 +277,9 @@ class WorkerPool:
         return 2 if remaining >= 2 * len(self._workers) else 1
 
     def _send(self, worker: _Worker, table: Table, dispenser: KeyDispenser, retry: collections.deque) -> str:
-        """Give the worker a chunk: _SENT; _WAIT when there is none to give now (other processes hold
-        the last keys, or a retried key waits for the worker to be idle); _DRY when no keys are left."""
+        """Give the worker a chunk: _SENT; _WAIT when there is none for this worker now (a retried key
+        waits for it to be idle, or it just died); _OTHERS_HOLD when other processes hold the last
+        keys; _DRY when no keys are left."""
         if retry:
             if worker.chunks:
                 return _WAIT  # a retried key runs alone: wait until the worker is idle
@@ -270,7 +288,7 @@ class WorkerPool:
             left = dispenser.total - self._handed_out
             keys = dispenser.take(self._sizer.next(remaining=left if left > 0 else None))
             if keys == WAIT:
-                return _WAIT
+                return _OTHERS_HOLD
             if not keys:
                 return _DRY
             self._handed_out += len(keys)
@@ -292,7 +310,9 @@ class WorkerPool:
                     worker.ready = True
                 else:
                     _, computed, failed, skipped, seconds = message
-                    self._sizer.observe(len(worker.chunks.popleft()), seconds)
+                    chunk = worker.chunks.popleft()
+                    if seconds is not None:
+                        self._sizer.observe(len(chunk), seconds)
                     report(computed, failed, skipped)
                 return
         except (EOFError, OSError):
