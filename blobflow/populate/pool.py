@@ -23,6 +23,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+import sqlalchemy as sa
+
 from blobflow.database import Database
 from blobflow.model import Pipeline, Table
 from blobflow.populate.chunks import ChunkSizer
@@ -324,14 +326,20 @@ class WorkerPool:
     def _replace(self, dead: _Worker, table: Table, report: Report, retry: collections.deque) -> None:
         dead.process.join(timeout=1)
         reason = _exit_reason(dead.process.exitcode)
-        if dead.isolated and dead.keys:
+        # A chunk the worker wrote, but died before saying so (its writer thread commits while the
+        # next make runs), is done: by this populate, not "by another process".
+        written = _written_by(self._database, table, dead.keys, f"{WorkerId().host}:{dead.process.pid}")
+        keys = [key for key in dead.keys if key not in written]
+        if written:
+            report(len(written), [], 0)
+        if dead.isolated and keys:
             error = KeyFailure(
-                dead.keys[0], "WorkerDied", f"the worker process died ({reason}) computing this key", ""
+                keys[0], "WorkerDied", f"the worker process died ({reason}) computing this key", ""
             )
             outcome = write_results(self._database, table, WorkerId(), [], [error])
             report(0, outcome.failed, 0)
         else:
-            retry.extend(dead.keys)
+            retry.extend(keys)
         self._workers[self._workers.index(dead)] = self._spawn()
 
     def close(self) -> None:
@@ -371,6 +379,17 @@ class WorkerPool:
                             report(computed, failed, skipped)
             except (EOFError, OSError):
                 continue
+
+
+def _written_by(database: Database, table: Table, keys: list[tuple], computed_on: str) -> set[tuple]:
+    """Those of the keys whose rows the given process wrote (its `_computed_on`)."""
+    if not keys:
+        return set()
+    sql_table = database.sql[table.qualified_name]
+    columns = [sql_table.c[name] for name in table.primary_key]
+    select = sa.select(*columns).where(sa.tuple_(*columns).in_(keys), sql_table.c._computed_on == computed_on)
+    with database.engine.connect() as connection:
+        return {tuple(row) for row in connection.execute(select)}
 
 
 def _exit_reason(exitcode: int | None) -> str:
