@@ -28,16 +28,30 @@ def blob_rows(image_id: int, params_id: int, count: int) -> list[dict]:
     ]
 
 
-@pytest.fixture
-def detected(blobs):
-    """The blobs pipeline with two images and, written by hand, Detection (1, 1) with three blobs."""
+def detect_by_hand(pipe):
+    """Two images and, written by hand, Detection (1, 1) with three blobs."""
     images = [{"image_id": i, "image_name": f"image {i}", "image": np.zeros((4, 4))} for i in (1, 2)]
-    blobs.table("Image").insert(images)
-    sql = blobs.database.sql
-    with blobs.database.engine.begin() as connection:
+    pipe.table("Image").insert(images)
+    sql = pipe.database.sql
+    with pipe.database.engine.begin() as connection:
         connection.execute(sa.insert(sql[DETECTION]), [{"image_id": 1, "params_id": 1, "num_blobs": 3}])
         connection.execute(sa.insert(sql[BLOB]), blob_rows(1, 1, 3))
-    return blobs
+    return pipe
+
+
+@pytest.fixture
+def detected(blobs):
+    """The blobs pipeline, on each backend, with Detection (1, 1) and its three blobs."""
+    return detect_by_hand(blobs)
+
+
+@pytest.fixture
+def pg_detected(postgres_backend):
+    """The same on PostgreSQL alone, for what only it has (TRUNCATE, isolation levels, triggers)."""
+    pipe = postgres_backend.open()
+    pipe.init()
+    yield detect_by_hand(pipe)
+    pipe.close()
 
 
 def refused(database, *statements) -> str:
@@ -96,18 +110,8 @@ def test_a_master_with_parts_cannot_be_deleted_or_rekeyed(detected):
     assert counts(database) == (0, 0)
 
 
-@pytest.mark.postgres
-def test_truncate_of_a_master_needs_its_parts_truncated_with_it(postgres_backend):
-    pipe = postgres_backend.open()
-    pipe.init()
-    database = pipe.database
-    images = [{"image_id": 1, "image_name": "one", "image": np.zeros((2, 2))}]
-    pipe.table("Image").insert(images)
-    with database.engine.begin() as connection:
-        connection.execute(
-            sa.insert(database.sql[DETECTION]), [{"image_id": 1, "params_id": 1, "num_blobs": 1}]
-        )
-        connection.execute(sa.insert(database.sql[BLOB]), blob_rows(1, 1, 1))
+def test_truncate_of_a_master_needs_its_parts_truncated_with_it(pg_detected):
+    database = pg_detected.database
     schema = database.sql_schema("tutorial_blobs")
     detection, selected, blob = (
         f'"{schema}".{name}' for name in ("detection", "selected_detection", "detection__blob")
@@ -117,7 +121,6 @@ def test_truncate_of_a_master_needs_its_parts_truncated_with_it(postgres_backend
     with database.engine.begin() as connection:
         connection.execute(sa.text(f"TRUNCATE {detection}, {selected}, {blob}"))
     assert counts(database) == (0, 0)
-    pipe.close()
 
 
 @pytest.mark.postgres
@@ -210,25 +213,18 @@ def test_a_master_goes_only_under_read_committed(postgres_backend):
     pipe.close()
 
 
-@pytest.mark.postgres
-def test_the_triggers_can_be_created_again_and_outlive_a_part_dropped_by_hand(postgres_backend):
-    pipe = postgres_backend.open()
-    pipe.init()
-    database = pipe.database
+def test_the_triggers_can_be_created_again_and_outlive_a_part_dropped_by_hand(pg_detected):
+    database = pg_detected.database
     pipeline = database.pipeline
-    part = pipeline.table(BLOB)
     with database.engine.begin() as connection:  # again: replaced, not refused as existing
-        for statement in create_statements(pipeline, part, database.sql_schema, connection.dialect):
+        for statement in create_statements(
+            pipeline, pipeline.table(BLOB), database.sql_schema, connection.dialect
+        ):
             connection.exec_driver_sql(statement)
-    pipe.table("Image").insert([{"image_id": 1, "image_name": "one", "image": np.zeros((2, 2))}])
     with database.engine.begin() as connection:
-        connection.execute(
-            sa.insert(database.sql[DETECTION]), [{"image_id": 1, "params_id": 1, "num_blobs": 0}]
-        )
         connection.exec_driver_sql(f'DROP TABLE "{database.sql_schema("tutorial_blobs")}".detection__blob')
     with database.engine.begin() as connection:  # the master's trigger does not trip over the gone part
         connection.execute(sa.delete(database.sql[DETECTION]))
-    pipe.close()
 
 
 def test_function_bodies_are_quoted_with_a_tag_they_do_not_contain():
@@ -242,40 +238,24 @@ def test_function_bodies_are_quoted_with_a_tag_they_do_not_contain():
 
 @pytest.mark.postgres
 def test_blobflow_deletes_under_read_committed_whatever_the_servers_default(postgres_backend, monkeypatch):
-    monkeypatch.setenv("PGOPTIONS", "-c default_transaction_isolation=repeatable\\ read")
-    pipe = postgres_backend.open()
-    pipe.init()
-    database = pipe.database
-    with database.engine.connect() as connection:
-        assert connection.exec_driver_sql("SHOW transaction_isolation").scalar_one() == "read committed"
-    pipe.table("Image").insert([{"image_id": 1, "image_name": "one", "image": np.zeros((2, 2))}])
-    with database.engine.begin() as connection:
-        connection.execute(
-            sa.insert(database.sql[DETECTION]), [{"image_id": 1, "params_id": 1, "num_blobs": 2}]
-        )
-        connection.execute(sa.insert(database.sql[BLOB]), blob_rows(1, 1, 2))
-    plan = execute_delete(database, "Image")
-    assert plan.counts == {"Image": 1, "Detection": 1, "Detection.Blob": 2}
-    assert counts(database) == (0, 0)
-    pipe.close()
+    monkeypatch.setenv("PGOPTIONS", "-c default_transaction_isolation=repeatable\\ read")  # before connecting
+    with postgres_backend.open() as pipe:
+        pipe.init()
+        database = detect_by_hand(pipe).database
+        with database.engine.connect() as connection:
+            assert connection.exec_driver_sql("SHOW transaction_isolation").scalar_one() == "read committed"
+        plan = execute_delete(database, "Image")
+        assert plan.counts == {"Image": 2, "Detection": 1, "Detection.Blob": 3}
+        assert counts(database) == (0, 0)
 
 
-@pytest.mark.postgres
-def test_a_renamed_part_still_protects_its_rows(postgres_backend):
+def test_a_renamed_part_still_protects_its_rows(pg_detected):
     """Only a part dropped by hand lets the master's check stand down; renamed, its rows still count."""
-    pipe = postgres_backend.open()
-    pipe.init()
-    database = pipe.database
-    pipe.table("Image").insert([{"image_id": 1, "image_name": "one", "image": np.zeros((2, 2))}])
+    database = pg_detected.database
     schema = database.sql_schema("tutorial_blobs")
     with database.engine.begin() as connection:
-        connection.execute(
-            sa.insert(database.sql[DETECTION]), [{"image_id": 1, "params_id": 1, "num_blobs": 2}]
-        )
-        connection.execute(sa.insert(database.sql[BLOB]), blob_rows(1, 1, 2))
         connection.exec_driver_sql(f'ALTER TABLE "{schema}".detection__blob RENAME TO moved_away')
     with pytest.raises(sa.exc.DBAPIError), database.engine.begin() as connection:
         connection.execute(sa.delete(database.sql[DETECTION]))
     with database.engine.connect() as connection:
         assert connection.exec_driver_sql(f'SELECT count(*) FROM "{schema}".detection').scalar_one() == 1
-    pipe.close()
