@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import textwrap
-
 import numpy as np
 import pytest
+from helpers import write_pipeline
 
 from blobflow.errors import DataError, UsageError
 
@@ -31,8 +30,7 @@ LAB = """
 
 @pytest.fixture
 def lab(backend, tmp_path):
-    path = tmp_path / "lab.yaml"
-    path.write_text(textwrap.dedent(LAB))
+    path = write_pipeline(tmp_path, LAB)
     pipe = backend.open(path)
     pipe.init()
     pipe.table("Subject").insert([{"subject_id": 1, "name": "ann"}, {"subject_id": 2, "name": "bob"}])
@@ -197,9 +195,7 @@ TWO_SCHEMAS = {
 
 
 def test_foreign_keys_across_schemas_hold_on_both_databases(backend, tmp_path):
-    for name, text in TWO_SCHEMAS.items():
-        (tmp_path / name).write_text(textwrap.dedent(text))
-    pipe = backend.open(tmp_path)
+    pipe = backend.open(write_pipeline(tmp_path, TWO_SCHEMAS))
     pipe.init()
     pipe.table("Person").insert1({"person_id": 1})
     pipe.table("Visit").insert1({"person_id": 1, "visit": 1})
@@ -210,9 +206,9 @@ def test_foreign_keys_across_schemas_hold_on_both_databases(backend, tmp_path):
 
 
 def test_nan_is_null_on_both_databases(backend, tmp_path):
-    path = tmp_path / "m.yaml"
-    path.write_text(
-        textwrap.dedent("""
+    path = write_pipeline(
+        tmp_path,
+        """
         schema: measure
         tables:
           Reading:
@@ -221,7 +217,7 @@ def test_nan_is_null_on_both_databases(backend, tmp_path):
             attributes:
               value: {type: float64, default: null}
               strict: float32
-        """)
+        """,
     )
     pipe = backend.open(path)
     pipe.init()

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
-import textwrap
 import uuid
 
 import numpy as np
 import pytest
 import sqlalchemy as sa
+from helpers import write_pipeline
 
 from blobflow.errors import DataError
 
@@ -71,8 +71,7 @@ ROW = {
 
 @pytest.fixture
 def everything(backend, tmp_path):
-    path = tmp_path / "types.yaml"
-    path.write_text(textwrap.dedent(ALL_TYPES))
+    path = write_pipeline(tmp_path, ALL_TYPES)
     pipe = backend.open(path)
     pipe.init()
     yield pipe.table("Everything")
@@ -150,9 +149,9 @@ def test_nulls_only_where_nullable(everything):
 
 
 def test_a_missing_json_value_is_sql_null_on_both_databases(backend, tmp_path):
-    path = tmp_path / "j.yaml"
-    path.write_text(
-        textwrap.dedent("""
+    path = write_pipeline(
+        tmp_path,
+        """
         schema: jnull
         tables:
           Doc:
@@ -160,7 +159,7 @@ def test_a_missing_json_value_is_sql_null_on_both_databases(backend, tmp_path):
             key: {doc_id: int32}
             attributes:
               meta: {type: json, default: null}
-        """)
+        """,
     )
     pipe = backend.open(path)
     pipe.init()
@@ -170,9 +169,9 @@ def test_a_missing_json_value_is_sql_null_on_both_databases(backend, tmp_path):
 
 
 def test_sums_of_float32_are_double_precision_on_both_databases(backend, tmp_path):
-    path = tmp_path / "sums.yaml"
-    path.write_text(
-        textwrap.dedent("""
+    path = write_pipeline(
+        tmp_path,
+        """
         schema: sums
         tables:
           Batch:
@@ -183,7 +182,7 @@ def test_sums_of_float32_are_double_precision_on_both_databases(backend, tmp_pat
             depends: [Batch]
             key: {item: int16}
             attributes: {value: float32}
-        """)
+        """,
     )
     pipe = backend.open(path)
     pipe.init()
@@ -199,9 +198,9 @@ def test_sums_of_float32_are_double_precision_on_both_databases(backend, tmp_pat
 
 def test_float32_arrays_hold_the_fetched_values_with_and_without_nulls(backend, tmp_path):
     """to_arrays reads float32 columns unprocessed (fast); the values must be those fetch() gives."""
-    path = tmp_path / "readings.yaml"
-    path.write_text(
-        textwrap.dedent("""\
+    path = write_pipeline(
+        tmp_path,
+        """\
             schema: readings
             tables:
               Reading:
@@ -209,7 +208,7 @@ def test_float32_arrays_hold_the_fetched_values_with_and_without_nulls(backend, 
                 key: {reading_id: int32}
                 attributes:
                   value: {type: float32, default: null}
-            """)
+            """,
     )
     values = [0.001, 1 / 3, 1e-7, 3.4e38, -0.0, 123456.789, None]
     with backend.open(path) as pipe:
@@ -229,9 +228,9 @@ def test_float32_arrays_hold_the_fetched_values_with_and_without_nulls(backend, 
 def test_strings_compare_and_sort_by_code_point_on_both_databases(backend, tmp_path):
     """PostgreSQL sorts by its database's locale unless told otherwise (en_US.UTF-8 puts "a" before
     "B" and ignores "_"); blobflow's string columns use code-point order there too, as on SQLite."""
-    path = tmp_path / "words.yaml"
-    path.write_text(
-        textwrap.dedent("""\
+    path = write_pipeline(
+        tmp_path,
+        """\
             schema: words
             tables:
               Word:
@@ -241,7 +240,7 @@ def test_strings_compare_and_sort_by_code_point_on_both_databases(backend, tmp_p
                   short: varchar(10)
                   fixed: char(3)
                   long: text
-            """)
+            """,
     )
     words = ["a", "B", "_c", "é", "Z", "ab"]
     with backend.open(path) as pipe:
