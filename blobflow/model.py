@@ -139,6 +139,13 @@ class Table:
         return self.tier == PART_TIER
 
     @property
+    def master_reference(self) -> ForeignKey | None:
+        """A part's foreign key to its master (None for tables that are not parts)."""
+        if not self.is_part:
+            return None
+        return next(fk for fk in self.foreign_keys if fk.parent == self.master)
+
+    @property
     def is_derived(self) -> bool:
         return self.tier in DERIVED_TIERS
 

@@ -29,16 +29,9 @@ from collections.abc import Callable
 
 import sqlalchemy as sa
 
-from blobflow.model import ForeignKey, Pipeline, Table
+from blobflow.model import Pipeline, Table
 
 _MAX_IDENTIFIER = 63  # PostgreSQL truncates longer names; make them unique and short instead
-
-
-def master_reference(table: Table) -> ForeignKey | None:
-    """The part's foreign key to its master (None for tables that are not parts)."""
-    if not table.is_part:
-        return None
-    return next(fk for fk in table.foreign_keys if fk.parent == table.master)
 
 
 def create_statements(
@@ -46,7 +39,7 @@ def create_statements(
 ) -> list[str]:
     """The DDL enforcing `part`'s reference to its master, for a PostgreSQL database whose schemas
     are named by `sql_schema` (model schema -> SQL schema name). Run after both tables exist."""
-    reference = master_reference(part)
+    reference = part.master_reference
     assert reference is not None, part.name
     master = pipeline.table(reference.parent)
     quote = dialect.identifier_preparer.quote

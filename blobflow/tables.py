@@ -11,7 +11,6 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 
 from blobflow.model import Pipeline, Table
-from blobflow.part_integrity import master_reference
 from blobflow.types import column_type
 
 CATALOGUE = "_blobflow_catalogue"
@@ -74,7 +73,7 @@ def _sql_table(metadata: sa.MetaData, table: Table, pipeline: Pipeline) -> sa.Ta
             [f"{parent.schema}.{parent.sql_name}.{name}" for name, _ in fk.columns],
             ondelete="RESTRICT",
         )
-        if fk is master_reference(table):
+        if fk is table.master_reference:
             # PostgreSQL checks a part's master with statement-level triggers (part_integrity.py).
             constraint.ddl_if(dialect="sqlite")
         constraints.append(constraint)
