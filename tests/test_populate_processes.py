@@ -164,13 +164,17 @@ def test_jobs_2_gives_the_same_rows_as_serial(backend, tmp_path):
 def test_a_make_that_kills_its_worker_is_recorded_and_the_others_go_on(backend, tmp_path):
     project = make_project(backend, tmp_path, "crashy", 14)
     crash = "5:exit,12:kill,9:segv"
-    result = project.run("populate", "--no-progress", "--jobs", "3", timeout=45, crash=crash)
+    begun = tmp_path / "begun.log"
+    result = project.run("populate", "--no-progress", "--jobs", "3", timeout=45, crash=crash, begun=begun)
     assert result.returncode == 1, result.stderr
     assert summary_counts(result.stderr) == (11, 3)
     assert "  (item_id=12): WorkerDied: the worker process died (killed by SIGKILL) computing this key" in (
         result.stderr.splitlines()
     )
     assert "Traceback" not in result.stderr
+    # The parent knows whose make was running when a worker died: that key is not run again.
+    began = Counter(int(line.split()[0]) for line in begun.read_text().splitlines())
+    assert (began[5], began[9], began[12]) == (1, 1, 1), began
     squares = project.check_masters_have_their_parts()
     assert [s["item_id"] for s in squares] == [i for i in range(1, 15) if i not in (5, 9, 12)]
     jobs = project.jobs()
@@ -183,6 +187,56 @@ def test_a_make_that_kills_its_worker_is_recorded_and_the_others_go_on(backend, 
     assert listed.returncode == 0, listed.stderr
     assert len(listed.stdout.splitlines()) == 4
     assert "WorkerDied: the worker process died (killed by SIGKILL) computing this key" in listed.stdout
+
+
+@pytest.mark.postgres
+def test_workers_killed_outside_a_make_fail_no_key(postgres_backend, tmp_path):
+    """Workers killed while they wait for the database (here: for a lock on the input table) were
+    computing no key: their keys are retried, none is recorded as failed."""
+    items = 30
+    project = make_project(postgres_backend, tmp_path, "waiting", items)
+    begun = tmp_path / "begun.log"
+    process = project.start("populate", "--no-progress", "--jobs", "2", sleep=0.05, begun=begun)
+    with project.open() as pipe:
+        item = pipe.database.sql[pipe.table("Item").model.qualified_name]
+        schema, name = item.schema, item.name
+    locker = sa.create_engine(postgres_backend.url)
+    try:
+        wait_for(lambda: len(project.logged()) >= 4, 20, "four keys computed")
+        with locker.connect() as connection:
+            relation = f'"{schema}"."{name}"'
+            connection.exec_driver_sql(f"LOCK TABLE {relation} IN ACCESS EXCLUSIVE MODE")
+            waiting = sa.text(  # sessions waiting for a lock on the Item table
+                f"SELECT count(*) FROM pg_locks WHERE relation = '{relation}'::regclass AND NOT granted"
+            )
+
+            # The workers' writes and fetches wait for the lock; each worker computes what it has
+            # already fetched (makes of 0.05 s), then waits too: no make runs.
+            def idle() -> bool:
+                begun_calls = len(begun.read_text().splitlines())
+                return locker_count(locker, waiting) >= 2 and begun_calls == len(project.logged())
+
+            wait_for(idle, 20, "both workers waiting, outside any make")
+            time.sleep(0.3)
+            assert idle()
+            workers = {int(line.split()[1]) for line in begun.read_text().splitlines()}
+            for pid in workers:
+                os.kill(pid, signal.SIGKILL)
+            time.sleep(0.3)  # the parent sees them die while the lock is held
+            connection.rollback()  # releases the lock
+        _, stderr = process.communicate(timeout=30)
+    finally:
+        stop(process)
+        locker.dispose()
+    assert process.returncode == 0, stderr
+    assert summary_counts(stderr) == (items, 0)
+    assert [s["item_id"] for s in project.check_masters_have_their_parts()] == list(range(1, items + 1))
+    assert project.jobs() == []
+
+
+def locker_count(engine: sa.Engine, select: sa.TextClause) -> int:
+    with engine.connect() as connection:
+        return connection.execute(select).scalar_one()
 
 
 @pytest.mark.parametrize(

@@ -12,7 +12,7 @@ import inspect
 import sys
 import time
 import traceback
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping, MutableSequence, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -117,11 +117,18 @@ class MakeCaller:
         inputs: Mapping[Key, dict[str, Any]],
         results: list[Computed],
         errors: list[KeyFailure],
+        tally: MutableSequence[int] | None = None,
     ) -> None:
         """Compute keys in order, appending each outcome as it comes: what finished before an
-        interrupt (Ctrl-C) is in the lists, to be written."""
+        interrupt (Ctrl-C) is in the lists, to be written. `tally`, if given, counts the keys
+        whose make calls began and ended: a worker shares it with its parent, which tells from it
+        whose make was running when the worker died."""
         for key in keys:
+            if tally is not None:
+                tally[0] += 1
             outcome = self.compute(key, inputs[key])
+            if tally is not None:
+                tally[1] += 1
             (results if isinstance(outcome, Computed) else errors).append(outcome)
 
     def compute(self, key: Key, inputs: dict[str, Any]) -> Computed | KeyFailure:

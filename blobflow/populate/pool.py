@@ -2,8 +2,11 @@
 
 A dispatcher thread in the parent hands chunks of keys to the workers, up to two at a time each
 (one computing, one whose inputs are being fetched; one near the end of a table). When a worker dies
-(a segfault, os._exit, SIGKILL), the keys it held are retried one per task; a key whose worker dies
-again alone is recorded as failed, and a new worker takes the dead one's place.
+(a segfault, os._exit, SIGKILL), a new worker takes its place. Each worker tallies the keys whose make
+calls it began and ended in memory it shares with the parent, so the parent knows which key's make was
+running: that key is recorded as failed at once and the other keys the worker held are handed out
+again. A worker that died outside a make (killed while fetching or writing, say) has its keys retried
+one per task, and a key whose worker dies again alone is recorded as failed.
 """
 
 from __future__ import annotations
@@ -37,13 +40,16 @@ POLL_SECONDS = 0.2
 _SENT, _WAIT, _OTHERS_HOLD, _DRY = "sent", "wait", "others hold", "dry"  # what _send did
 
 
-def worker_main(connection: Any, pipeline: Pipeline, url: str, schema_map: dict[str, str]) -> None:
+def worker_main(
+    connection: Any, tally: Any, pipeline: Pipeline, url: str, schema_map: dict[str, str]
+) -> None:
     """A worker process: compute the chunks the parent sends until told to stop.
 
     As in `compute_locally`, threads of the worker's own do the database work: a receiver takes each
     chunk as it arrives, also while a make runs, and has its inputs fetched at once; a writer writes
     each chunk once computed, then tells the parent ("done"). Makes run in the main thread only, one
-    chunk after another, in the order the chunks came.
+    chunk after another, in the order the chunks came. `tally` (shared with the parent) counts
+    the keys whose make calls began and ended, for the parent to tell which key killed the process.
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     database = Database(pipeline, url, schema_map)
@@ -87,7 +93,7 @@ def worker_main(connection: Any, pipeline: Pipeline, url: str, schema_map: dict[
         if chunk is _BROKEN:
             os._exit(1)
         _prepare(chunk, database, pipeline, worker, callers, fetcher)
-        results, errors, seconds = _compute(chunk)
+        results, errors, seconds = _compute(chunk, tally)
         written = writer.submit(_write_and_tell, database, chunk, results, errors, seconds, send)
         written.add_done_callback(_die_unless_told)
     writer.shutdown(wait=True)
@@ -139,17 +145,19 @@ def _prepare(chunk: _Chunk, database, pipeline, worker, callers, fetcher) -> Non
     chunk.inputs = fetcher.submit(chunk.caller.fetch_inputs, chunk.keys)
 
 
-def _compute(chunk: _Chunk) -> tuple[list, list[KeyFailure], float | None]:
+def _compute(chunk: _Chunk, tally: Any) -> tuple[list, list[KeyFailure], float | None]:
     started = time.perf_counter()
     try:
         inputs = chunk.inputs.result() if chunk.problem is None else None
     except Exception as exc:  # the database went away, say
         chunk.problem = exc
     if chunk.problem is not None:
+        tally[0] += len(chunk.keys)  # begun and ended at once: the tally counts every key sent
+        tally[1] += len(chunk.keys)
         return [], _chunk_failed(chunk), None  # no time: it says nothing of how long makes take
     results: list = []
     errors: list[KeyFailure] = []
-    chunk.caller.compute_each(chunk.keys, inputs, results, errors)
+    chunk.caller.compute_each(chunk.keys, inputs, results, errors, tally)
     return results, errors, time.perf_counter() - started
 
 
@@ -177,14 +185,35 @@ def _chunk_failed(chunk: _Chunk) -> list[KeyFailure]:
 class _Worker:
     process: Any
     connection: Any
+    tally: Any  # keys whose makes began, and ended: shared with the process, which counts them
     ready: bool = False
     chunks: collections.deque[list[tuple]] = field(default_factory=collections.deque)  # sent, not done
-    isolated: bool = False  # running one key retried after a crash
+    keys_reported: int = 0  # keys of the chunks reported done
+    isolated: bool = False  # running one key retried after a crash outside any make
 
     @property
     def keys(self) -> list[tuple]:
-        """Every key sent to this worker and not reported done."""
+        """Every key sent to this worker and not reported done, in the order it computes them."""
         return [key for chunk in self.chunks for key in chunk]
+
+    def key_in_make(self) -> tuple | None:
+        """The key whose make was running, if one was (read once the process is dead): the worker
+        computes the keys sent to it in order, so the count of keys begun points at it."""
+        begun, ended = self.tally
+        position = begun - 1 - self.keys_reported
+        keys = self.keys
+        return keys[position] if begun > ended and 0 <= position < len(keys) else None
+
+
+@dataclass
+class _Retries:
+    """Keys to hand out again after a worker died."""
+
+    again: collections.deque[tuple] = field(default_factory=collections.deque)  # in chunks, as usual
+    alone: collections.deque[tuple] = field(default_factory=collections.deque)  # one per task
+
+    def __bool__(self) -> bool:
+        return bool(self.again or self.alone)
 
 
 class WorkerPool:
@@ -199,15 +228,17 @@ class WorkerPool:
 
     def _spawn(self) -> _Worker:
         parent_end, child_end = self._context.Pipe()
+        tally = self._context.RawArray("q", 2)
+        database = self._database
         process = self._context.Process(
             target=worker_main,
             name="blobflow-worker",
             daemon=True,
-            args=(child_end, self._database.pipeline, self._database.url, dict(self._database.schema_map)),
+            args=(child_end, tally, database.pipeline, database.url, dict(database.schema_map)),
         )
         process.start()
         child_end.close()
-        return _Worker(process, parent_end)
+        return _Worker(process, parent_end, tally)
 
     def start_table(
         self, table: Table, dispenser: KeyDispenser, report: Report, target_seconds: float
@@ -240,7 +271,7 @@ class WorkerPool:
             self._failure = exc
 
     def _dispatch(self, table: Table, dispenser: KeyDispenser, report: Report) -> None:
-        retry: collections.deque[tuple] = collections.deque()
+        retry = _Retries()
         dry = False
         while not self._stopping.is_set():
             for worker in self._workers:
@@ -268,24 +299,27 @@ class WorkerPool:
             if dry and retry:
                 dry = False  # crashed keys to retry: keep handing out
 
-    def _depth(self, worker: _Worker, dispenser: KeyDispenser, retry: collections.deque) -> int:
+    def _depth(self, worker: _Worker, dispenser: KeyDispenser, retry: _Retries) -> int:
         """How many chunks the worker may hold: one computing and one queued, whose inputs it fetches
         meanwhile; only one near the end of the table, so that no worker holds keys another idle one
-        could take, and only one while keys are retried after a crash, so that the next crash
+        could take, and only one while keys are retried alone after a crash, so that the next crash
         points at its key."""
-        if retry or worker.isolated:
+        if retry.alone or worker.isolated:
             return 1
         remaining = dispenser.total - self._handed_out
         return 2 if remaining >= 2 * len(self._workers) else 1
 
-    def _send(self, worker: _Worker, table: Table, dispenser: KeyDispenser, retry: collections.deque) -> str:
+    def _send(self, worker: _Worker, table: Table, dispenser: KeyDispenser, retry: _Retries) -> str:
         """Give the worker a chunk: _SENT; _WAIT when there is none for this worker now (a retried key
         waits for it to be idle, or it just died); _OTHERS_HOLD when other processes hold the last
         keys; _DRY when no keys are left."""
-        if retry:
+        if retry.alone:
             if worker.chunks:
                 return _WAIT  # a retried key runs alone: wait until the worker is idle
-            chunk, worker.isolated = [retry.popleft()], True
+            chunk, worker.isolated = [retry.alone.popleft()], True
+        elif retry.again:
+            size = min(self._sizer.next(remaining=len(retry.again)), len(retry.again))
+            chunk, worker.isolated = [retry.again.popleft() for _ in range(size)], False
         else:
             left = dispenser.total - self._handed_out
             keys = dispenser.take(self._sizer.next(remaining=left if left > 0 else None))
@@ -299,12 +333,12 @@ class WorkerPool:
             worker.connection.send(("chunk", table.qualified_name, chunk))
         except OSError:  # the worker died (BrokenPipeError); its sentinel fires and it is replaced
             worker.ready, worker.isolated = False, False
-            retry.extend(chunk)  # never delivered: not the keys that killed it, but run alone to be sure
+            retry.again.extend(chunk)  # never delivered: not the keys that killed it
             return _WAIT
         worker.chunks.append(chunk)
         return _SENT
 
-    def _handle(self, worker: _Worker, table: Table, report: Report, retry: collections.deque) -> None:
+    def _handle(self, worker: _Worker, table: Table, report: Report, retry: _Retries) -> None:
         try:
             if worker.connection.poll():
                 message = worker.connection.recv()
@@ -313,6 +347,7 @@ class WorkerPool:
                 else:
                     _, computed, failed, skipped, seconds = message
                     chunk = worker.chunks.popleft()
+                    worker.keys_reported += len(chunk)
                     if seconds is not None:
                         self._sizer.observe(len(chunk), seconds)
                     report(computed, failed, skipped)
@@ -323,23 +358,27 @@ class WorkerPool:
             return
         self._replace(worker, table, report, retry)
 
-    def _replace(self, dead: _Worker, table: Table, report: Report, retry: collections.deque) -> None:
+    def _replace(self, dead: _Worker, table: Table, report: Report, retry: _Retries) -> None:
         dead.process.join(timeout=1)
         reason = _exit_reason(dead.process.exitcode)
+        culprit = dead.key_in_make()
         # A chunk the worker wrote, but died before saying so (its writer thread commits while the
         # next make runs), is done: by this populate, not "by another process".
         written = _written_by(self._database, table, dead.keys, f"{WorkerId().host}:{dead.process.pid}")
         keys = [key for key in dead.keys if key not in written]
         if written:
             report(len(written), [], 0)
-        if dead.isolated and keys:
+        if culprit is None and dead.isolated and keys:
+            culprit = keys[0]  # it died alone with this key, if not in its make
+        if culprit in keys:
             error = KeyFailure(
-                keys[0], "WorkerDied", f"the worker process died ({reason}) computing this key", ""
+                culprit, "WorkerDied", f"the worker process died ({reason}) computing this key", ""
             )
             outcome = write_results(self._database, table, WorkerId(), [], [error])
             report(0, outcome.failed, 0)
+            retry.again.extend(key for key in keys if key != culprit)
         else:
-            retry.extend(keys)
+            retry.alone.extend(keys)  # died outside a make: which key killed it, if any, is unknown
         self._workers[self._workers.index(dead)] = self._spawn()
 
     def close(self) -> None:
