@@ -203,6 +203,10 @@ def seed(opened: Backend, repeats: int) -> dict:
         "jobs2_speedup_key_order_with_start": round(
             sum(durations) / key_order_makespan(durations, starts), 2
         ),
+        # Keys in key order to workers ready at once: what no start-up work could improve on.
+        "jobs2_speedup_key_order_instant_workers": round(
+            sum(durations) / key_order_makespan(durations, (0.0, 0.0)), 2
+        ),
         "reserve": opened.name == "postgres",
     }
 
