@@ -263,7 +263,7 @@ def test_ctrl_c_keeps_finished_keys_releases_claims_and_exits_130(backend, tmp_p
     assert set(done) <= {item for item, _ in project.logged()}
     if jobs == 1:
         assert done == list(range(1, len(done) + 1))  # in key order, without gaps
-    assert failed == 0
+    assert failed == 0, stderr
     assert computed == len(squares), stderr  # the summary counts every key written
     assert project.jobs() == []  # claims released, nothing recorded as failed
     finished = project.run("populate", "--no-progress")  # the rest, later

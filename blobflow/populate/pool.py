@@ -247,6 +247,7 @@ class WorkerPool:
         self._handed_out = 0
         self._report = report
         self._failure = None
+        self._dispatched = threading.Event()  # set when the dispatcher has returned
         self._thread = threading.Thread(
             target=self._dispatch_or_fail,
             args=(table, dispenser, report),
@@ -269,6 +270,8 @@ class WorkerPool:
             self._dispatch(table, dispenser, report)
         except BaseException as exc:
             self._failure = exc
+        finally:
+            self._dispatched.set()
 
     def _dispatch(self, table: Table, dispenser: KeyDispenser, report: Report) -> None:
         retry = _Retries()
@@ -354,8 +357,8 @@ class WorkerPool:
                 return
         except (EOFError, OSError):
             pass
-        if worker.process.is_alive():
-            return
+        if worker.process.is_alive() or self._stopping.is_set():
+            return  # (while stopping, close() terminates busy workers: no crash of theirs)
         self._replace(worker, table, report, retry)
 
     def _replace(self, dead: _Worker, table: Table, report: Report, retry: _Retries) -> None:
@@ -385,7 +388,10 @@ class WorkerPool:
         """Stop the workers: politely when idle, by force when busy (Ctrl-C); their transactions roll back."""
         self._stopping.set()
         if self._thread is not None:
-            self._thread.join(timeout=5)
+            # Wait on the dispatcher's own event, not on join(): after Ctrl-C interrupted
+            # finish_table's join(), a second join() could return while the dispatcher still ran,
+            # and it took the workers terminated below for crashes.
+            self._dispatched.wait(timeout=5)
         self._collect_finished()
         for worker in self._workers:
             try:
