@@ -19,7 +19,7 @@ import sqlalchemy as sa
 
 from blobflow import render
 from blobflow.api import PipelineHandle, open_pipeline
-from blobflow.db import mask_url, sqlite_file_missing
+from blobflow.db import is_missing_table, mask_url, missing_schemas, sqlite_file_missing
 from blobflow.errors import BlobflowError, ConnectionFailed, UsageError
 from blobflow.sources import FORMATS, detect_format, read_rows, resolve_blob_sources
 
@@ -45,13 +45,26 @@ class Settings:
         )
 
     def open(self, *, existing: bool = True) -> PipelineHandle:
-        """The pipeline on its database; `existing` refuses a SQLite file that `init` has not created
-        (instead of silently creating an empty one from a mistyped path)."""
+        """The pipeline on its database; `existing` refuses a SQLite file, or PostgreSQL schemas, that
+        `init` has not created (instead of silently creating an empty file from a mistyped path, or
+        failing on the first query)."""
         pipe = open_pipeline(self.pipeline_path(), self.database)
-        missing = sqlite_file_missing(pipe.database.url) if existing else None
-        if missing:
+        if not existing:
+            return pipe
+        database = pipe.database
+        missing = sqlite_file_missing(database.url)
+        schemas = [database.sql_schema(s) for s in database.pipeline.schemas]
+        try:
+            absent = [] if missing else missing_schemas(database.engine, schemas)
+        except BaseException:
             pipe.close()
-            raise UsageError(f"no database at {missing}; run `blobflow init` first (or check --database)")
+            raise
+        if missing or absent:
+            pipe.close()
+            where = (
+                f"no database at {missing}" if missing else f"no schema {', '.join(absent)} in the database"
+            )
+            raise UsageError(f"{where}; run `blobflow init` first (or check --database)")
         return pipe
 
 
@@ -88,8 +101,11 @@ class BlobflowGroup(click.Group):
         except BlobflowError as exc:
             _report(exc, str(exc), debug)
             ctx.exit(exc.exit_code)
-        except sa.exc.OperationalError as exc:
-            failure = ConnectionFailed(f"database error: {' '.join(str(exc.orig).split())}")
+        except sa.exc.DBAPIError as exc:
+            failure = _database_failure(exc)
+            if failure is None:
+                _report_bug(exc, debug)
+                ctx.exit(EXIT_INTERNAL)
             _report(exc, str(failure), debug)
             ctx.exit(failure.exit_code)
         except Exception as exc:
@@ -636,6 +652,18 @@ def _stdout_reader_gone() -> bool:
     poller = select.poll()
     poller.register(descriptor, select.POLLOUT)
     return any(events & select.POLLERR for _, events in poller.poll(0))
+
+
+def _database_failure(exc: sa.exc.DBAPIError) -> BlobflowError | None:
+    """The user's error a database error stands for, or None: a bug of blobflow's."""
+    if is_missing_table(exc):  # the manifest has a table that `init` has not created (yet)
+        first_line = str(exc.orig).splitlines()[0]
+        return UsageError(
+            f"{first_line}: run `blobflow init` to create the pipeline's missing tables (or check --database)"
+        )
+    if isinstance(exc, sa.exc.OperationalError):
+        return ConnectionFailed(f"database error: {' '.join(str(exc.orig).split())}")
+    return None
 
 
 def _report_bug(exc: BaseException, debug: bool) -> None:

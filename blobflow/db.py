@@ -130,6 +130,30 @@ def sqlite_file_missing(url: str | URL) -> str | None:
     return None if Path(parsed.database).exists() else parsed.database
 
 
+def missing_schemas(engine: Engine, schemas: list[str]) -> list[str]:
+    """Those of the schemas PostgreSQL does not have (`init` creates them); [] on SQLite, whose
+    schemas are files that `sqlite_file_missing` and the first query find missing."""
+    if not is_postgres(engine):
+        return []
+    select = sa.text("SELECT nspname FROM pg_namespace WHERE nspname = ANY(:schemas)")
+    with engine.connect() as connection:
+        present = set(connection.execute(select, {"schemas": list(schemas)}).scalars())
+    return [schema for schema in schemas if schema not in present]
+
+
+# What the database says when a table of the pipeline is not there: PostgreSQL's SQLSTATEs for an
+# undefined table and schema, SQLite's message.
+_UNDEFINED_TABLE_CODES = ("42P01", "3F000")
+
+
+def is_missing_table(exc: BaseException) -> bool:
+    """Whether a database error says a table (or its schema) does not exist."""
+    original = getattr(exc, "orig", None)
+    if getattr(original, "sqlstate", None) in _UNDEFINED_TABLE_CODES:
+        return True
+    return isinstance(exc, sa.exc.OperationalError) and str(original).startswith("no such table")
+
+
 def prepare_sqlite_directory(url: str | URL) -> None:
     missing = sqlite_file_missing(url)
     if missing:

@@ -562,6 +562,33 @@ def test_manifest_error_is_one_line_unless_debug(tmp_path):
     assert via_env.exit_code == 2 and via_env.stderr.startswith("Traceback (most recent call last):\n")
 
 
+@pytest.mark.parametrize(
+    "command", [["query", "Image"], ["populate"], ["jobs"], ["delete", "Image", "--yes"], ["status"]]
+)
+def test_commands_before_init_say_to_run_init(blobs, command):
+    if command == ["status"]:  # shows the pipeline with no rows yet: nothing to refuse
+        assert "Image" in blobs.ok(*command).stdout
+        return
+    assert blobs.fails(*command).endswith("; run `blobflow init` first (or check --database)")
+
+
+def test_a_table_added_to_the_manifest_after_init_says_to_run_init(blobs, tmp_path):
+    blobs.ok("init")
+    text = blobs.manifest.read_text()
+    added = "  Note:\n    tier: manual\n    key: {note_id: int32}\n\nviews:"
+    blobs.manifest.write_text(text.replace("\nviews:", "\n" + added, 1))
+    notes = write(tmp_path / "notes.yaml", "- {note_id: 1}\n")
+    for command in (["query", "Note"], ["insert", "Note", notes], ["delete", "Note", "--yes"]):
+        message = blobs.fails(*command)
+        assert "note" in message
+        assert message.endswith(
+            ": run `blobflow init` to create the pipeline's missing tables (or check --database)"
+        )
+    blobs.ok("init")
+    blobs.ok("insert", "Note", notes)
+    assert blobs.ok("query", "Note").stdout.startswith("note_id")
+
+
 def test_no_pipeline_given(tmp_path):
     result = invoke("tables")
     assert (result.exit_code, result.stdout) == (2, "")
