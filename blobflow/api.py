@@ -173,7 +173,9 @@ class Query:
     def count(self) -> int:
         import sqlalchemy as sa
 
-        with self.database.engine.connect() as connection:
+        from blobflow.query import refused_values
+
+        with refused_values(), self.database.engine.connect() as connection:
             return connection.execute(
                 sa.select(sa.func.count()).select_from(self.relation.subquery())
             ).scalar_one()

@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from blobflow import render
 from blobflow.api import PipelineHandle, open_pipeline
 from blobflow.db import is_missing_table, mask_url, missing_schemas, sqlite_file_missing
-from blobflow.errors import BlobflowError, ConnectionFailed, UsageError
+from blobflow.errors import BlobflowError, ConnectionFailed, DataError, UsageError
 from blobflow.sources import FORMATS, detect_format, read_rows, resolve_blob_sources
 
 EXIT_INTERRUPTED = 130
@@ -663,6 +663,8 @@ def _database_failure(exc: sa.exc.DBAPIError) -> BlobflowError | None:
         )
     if isinstance(exc, sa.exc.OperationalError):
         return ConnectionFailed(f"database error: {' '.join(str(exc.orig).split())}")
+    if isinstance(exc, sa.exc.DataError):  # a value out of range, a bad cast: of the user's making
+        return DataError(f"the database refused a value: {str(exc.orig).splitlines()[0]}")
     return None
 
 

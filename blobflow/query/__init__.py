@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from typing import Any
 
@@ -9,6 +10,7 @@ import numpy as np
 import sqlalchemy as sa
 
 from blobflow.database import Database
+from blobflow.errors import DataError
 from blobflow.query.compiler import QueryCompiler
 from blobflow.query.methods import order_by_clauses
 from blobflow.query.parser import parse
@@ -85,9 +87,20 @@ def final_select(
     return select.limit(limit) if limit is not None else select
 
 
+@contextlib.contextmanager
+def refused_values() -> Iterator[None]:
+    """A value a query computes that the database refuses (on PostgreSQL: integer arithmetic out of
+    range, say) is the query's fault, reported as a DataError, not a failure of blobflow's."""
+    try:
+        yield
+    except sa.exc.DataError as exc:
+        reason = str(exc.orig).splitlines()[0]
+        raise DataError(f"the database refused a value the query computes: {reason}") from exc
+
+
 def iter_rows(database: Database, select: sa.Select, batch: int = 2000) -> Iterator[dict[str, Any]]:
     """Stream rows as dicts: a server-side cursor on PostgreSQL, so big results are not all in memory."""
-    with database.engine.connect() as connection:
+    with refused_values(), database.engine.connect() as connection:
         result = connection.execution_options(stream_results=True, yield_per=batch).execute(select)
         names = tuple(result.keys())
         # dict(zip()) over plain rows: half the time of dict(RowMapping) per row.
@@ -98,7 +111,7 @@ def iter_rows(database: Database, select: sa.Select, batch: int = 2000) -> Itera
 
 def fetch_rows(database: Database, select: sa.Select) -> list[dict[str, Any]]:
     """All rows as dicts at once: a plain cursor, cheaper than streaming when the list is wanted anyway."""
-    with database.engine.connect() as connection:
+    with refused_values(), database.engine.connect() as connection:
         result = connection.execute(select)
         names = tuple(result.keys())
         return [dict(zip(names, row)) for row in result.all()]
@@ -106,7 +119,7 @@ def fetch_rows(database: Database, select: sa.Select) -> list[dict[str, Any]]:
 
 def to_arrays(database: Database, relation: Relation, select: sa.Select) -> tuple[np.ndarray, ...]:
     """One numpy array per selected column, typed as declared where the column is a stored attribute."""
-    with database.engine.connect() as connection:
+    with refused_values(), database.engine.connect() as connection:
         rows = connection.execute(_float32_unprocessed(select)).all()
     arrays = []
     for index, column in enumerate(select.selected_columns):
