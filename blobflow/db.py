@@ -11,6 +11,7 @@ import functools
 import operator
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Engine, make_url
@@ -108,6 +109,7 @@ def _sqlite_engine(url: URL, schemas: tuple[str, ...]) -> Engine:
         cursor.execute("PRAGMA foreign_keys = ON")
         # LIKE is case-sensitive on PostgreSQL; make SQLite agree so queries give the same rows.
         cursor.execute("PRAGMA case_sensitive_like = ON")
+        dbapi_connection.create_function(CHECKED_INT64, 1, _checked_int64, deterministic=True)
         for schema in schemas:
             # Schema names are validated identifiers ([a-z][a-z0-9_]*); the file is a bound parameter.
             cursor.execute(f'ATTACH DATABASE ? AS "{schema}"', (schema_file(url, schema),))
@@ -120,6 +122,21 @@ def _sqlite_engine(url: URL, schemas: tuple[str, ...]) -> Engine:
         connection.exec_driver_sql("BEGIN")
 
     return engine
+
+
+# SQLite computes integer arithmetic that overflows 64 bits in floating point, silently; PostgreSQL
+# raises "bigint out of range". Queries wrap integer arithmetic in this function on SQLite
+# (query/conditions.py), which refuses such a float. SQLite reports a failing function as
+# "user-defined function raised exception", which `refused_values` turns into the same error as
+# PostgreSQL's.
+CHECKED_INT64 = "blobflow_int64"
+INT64_OVERFLOW = "user-defined function raised exception"
+
+
+def _checked_int64(value: Any) -> Any:
+    if isinstance(value, float):
+        raise ValueError("integer out of range")  # (an OverflowError would read "string or blob too big")
+    return value
 
 
 def sqlite_file_missing(url: str | URL) -> str | None:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import sqlalchemy as sa
 from click.testing import CliRunner, Result
 from conftest import Backend, postgres_url
 from helpers import CLEAN_ENV
@@ -20,6 +21,7 @@ from blobflow import open_pipeline
 from blobflow.api import PipelineHandle
 from blobflow.cli import cli
 from blobflow.errors import DataError, QueryError
+from blobflow.query import refused_values
 
 # A blobs-like pipeline whose Detection is a manual table (so its rows and its part rows can be inserted
 # directly) and whose SelectedDetection has a nullable note.
@@ -835,13 +837,32 @@ def test_too_deep_is_a_query_error(shared):
 
 
 def test_integer_overflow_is_a_clean_error(shared):
-    text = "Detection.proj(x = num_blobs * 9223372036854775807)"
-    if shared.backend.name == "sqlite":
-        assert isinstance(shared.pipe.query(text).fetch()[0]["x"], float)  # the gap, as it stands
-        pytest.xfail("known gap: SQLite turns integer arithmetic beyond 64 bits into floats, silently")
-    refused = "the database refused a value the query computes: bigint out of range"
+    """Integer arithmetic beyond 64 bits fails on both databases (SQLite would go on in floats)."""
+    refused = "the database refused a value the query computes: (bigint|integer) out of range"
+    projected = "Detection.proj(x = num_blobs * 9223372036854775807)"
     with pytest.raises(DataError, match=f"^{refused}$"):
-        shared.pipe.query(text).fetch()
-    with pytest.raises(DataError, match="bigint out of range"):
-        shared.pipe.query("Detection & num_blobs * 9223372036854775807 > 0").count()
-    assert shared.fails(text) == [refused]
+        shared.pipe.query(projected).fetch()
+    for restricted in (
+        "Detection & num_blobs * 9223372036854775807 > 0",
+        "Detection & num_blobs + 9223372036854775807 > 0",
+        "Detection & -(num_blobs - 9223372036854775807 - 1000) < 0",
+    ):
+        with pytest.raises(DataError, match=f"^{refused}$"):
+            shared.pipe.query(restricted).count()
+    [line] = shared.fails(projected)
+    assert re.fullmatch(refused, line)
+    # up to the limit, integers stay exact integers
+    [row, *_] = shared.pipe.query("Detection.proj(x = num_blobs - num_blobs + 9223372036854775807)").fetch()
+    assert row["x"] == 9223372036854775807 and isinstance(row["x"], int)
+
+
+def test_a_sum_beyond_64_bits_on_sqlite_is_refused_too(tmp_path):
+    """SQLite's sum() raises "integer overflow" by itself (a column of int64 values summing beyond)."""
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'sums.db'}")
+    with engine.begin() as connection:
+        connection.exec_driver_sql("CREATE TABLE t (x INTEGER)")
+        connection.exec_driver_sql(f"INSERT INTO t VALUES ({2**62}), ({2**62})")
+    refused = "^the database refused a value the query computes: integer out of range$"
+    with pytest.raises(DataError, match=refused), refused_values(), engine.connect() as connection:
+        connection.exec_driver_sql("SELECT sum(x) FROM t").all()
+    engine.dispose()

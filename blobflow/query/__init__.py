@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import sqlalchemy as sa
 
+from blobflow import db
 from blobflow.database import Database
 from blobflow.errors import DataError
 from blobflow.query.compiler import QueryCompiler
@@ -95,6 +96,11 @@ def refused_values() -> Iterator[None]:
         yield
     except sa.exc.DataError as exc:
         reason = str(exc.orig).splitlines()[0]
+        raise DataError(f"the database refused a value the query computes: {reason}") from exc
+    except sa.exc.OperationalError as exc:
+        if str(exc.orig) not in (db.INT64_OVERFLOW, "integer overflow"):  # SQLite: arithmetic, sum()
+            raise
+        reason = "integer out of range"
         raise DataError(f"the database refused a value the query computes: {reason}") from exc
 
 

@@ -14,7 +14,9 @@ from typing import Any
 import lark
 import numpy as np
 import sqlalchemy as sa
+from sqlalchemy.ext.compiler import compiles
 
+from blobflow.db import CHECKED_INT64
 from blobflow.errors import QueryError
 from blobflow.query.parser import position
 from blobflow.query.relation import BLOB, BOOL, DATE, DATETIME, JSON, NULL, NUMBER, STRING, UUID, Column
@@ -190,7 +192,7 @@ class ValueCompiler:
         for value, child in ((left, node.children[0]), (right, node.children[2])):
             if value.kind != NUMBER:
                 raise self.error(f"arithmetic needs numbers, got a {value.kind}", child)
-        return Value(operation(_widened(left), _widened(right)), NUMBER)
+        return Value(_checked(operation(_widened(left), _widened(right))), NUMBER)
 
     def _add(self, node: lark.Tree) -> Value:
         return self._arithmetic(node, lambda a, b: a + b)
@@ -214,7 +216,7 @@ class ValueCompiler:
             raise self.error(f"'-' needs a number, got a {value.kind}", node)
         if value.is_literal:
             return Value(sa.literal(-value.literal), NUMBER, literal=-value.literal, is_literal=True)
-        return Value(-_widened(value), NUMBER)
+        return Value(_checked(-_widened(value)), NUMBER)
 
 
 def _widened(value: Value) -> sa.ColumnElement:
@@ -223,6 +225,35 @@ def _widened(value: Value) -> sa.ColumnElement:
     if isinstance(value.sql.type, sa.Integer) and not isinstance(value.sql.type, sa.BigInteger):
         return sa.cast(value.sql, sa.BigInteger)
     return value.sql
+
+
+def _checked(result: sa.ColumnElement) -> sa.ColumnElement:
+    """Integer arithmetic refused beyond 64 bits on both databases (see CheckedInteger)."""
+    return CheckedInteger(result) if isinstance(result.type, sa.Integer) else result
+
+
+class CheckedInteger(sa.sql.expression.ColumnElement):
+    """An integer expression that fails rather than overflow: PostgreSQL raises "bigint out of range"
+    by itself; SQLite would go on in floating point, so there it passes through a function of
+    blobflow's that refuses floats (db.CHECKED_INT64)."""
+
+    inherit_cache = True
+
+    def __init__(self, expression: sa.ColumnElement):
+        self.inner = expression
+        self.type = expression.type
+
+    _traverse_internals = [("inner", sa.sql.visitors.InternalTraversal.dp_clauseelement)]
+
+
+@compiles(CheckedInteger)
+def _compile_checked(element: CheckedInteger, compiler: Any, **kw: Any) -> str:
+    return f"({compiler.process(element.inner, **kw)})"
+
+
+@compiles(CheckedInteger, "sqlite")
+def _compile_checked_sqlite(element: CheckedInteger, compiler: Any, **kw: Any) -> str:
+    return f"{CHECKED_INT64}({compiler.process(element.inner, **kw)})"
 
 
 def _adapt(value: Value, other: Value) -> Value:
