@@ -64,6 +64,9 @@ class Project:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
+            # Ctrl-C must reach populate even when the tests run where SIGINT is ignored (a job
+            # started in the background by a script), which a child would otherwise inherit.
+            preexec_fn=_default_sigint,
         )
 
     def run(self, *args: object, timeout: float = 20, **settings: object) -> subprocess.CompletedProcess:
@@ -106,6 +109,10 @@ class Project:
             assert square["value"] == square["item_id"] ** 2
             assert pieces[square["item_id"]] == size_of(square["item_id"])
         return squares
+
+
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def make_project(backend, tmp_path: Path, name: str, items: int) -> Project:
