@@ -20,6 +20,7 @@ from helpers import run_in_pty
 
 from blobflow import open_pipeline
 from blobflow.api import PipelineHandle
+from blobflow.errors import BlobflowError
 from blobflow.populate.executor import PopulateOptions, populate
 
 pytestmark = pytest.mark.slow
@@ -194,6 +195,16 @@ def test_a_make_that_kills_its_worker_is_recorded_and_the_others_go_on(backend, 
     assert listed.returncode == 0, listed.stderr
     assert len(listed.stdout.splitlines()) == 4
     assert "WorkerDied: the worker process died (killed by SIGKILL) computing this key" in listed.stdout
+
+
+def test_workers_that_cannot_start_end_populate_with_one_error(backend, tmp_path):
+    project = make_project(backend, tmp_path, "nostart", 4)
+    with project.open() as pipe:
+        pipe.database.url = "mysql://nowhere/x"  # the parent is connected; each worker fails at once
+        refused = r"^worker processes die as they start \(exit status 1, 4 times in a row\)"
+        with pytest.raises(BlobflowError, match=refused):
+            populate(pipe.database, None, PopulateOptions(jobs=2))
+    assert project.squares() == []
 
 
 @pytest.mark.postgres

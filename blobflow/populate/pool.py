@@ -29,6 +29,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from blobflow.database import Database
+from blobflow.errors import BlobflowError
 from blobflow.model import Pipeline, Table
 from blobflow.populate.chunks import ChunkSizer
 from blobflow.populate.dispenser import WAIT, KeyDispenser
@@ -91,7 +92,7 @@ def worker_main(
             writer.shutdown(wait=True, cancel_futures=True)
             os._exit(0)
         if chunk is _BROKEN:
-            os._exit(1)
+            os._exit(GAVE_UP)
         _prepare(chunk, database, pipeline, worker, callers, fetcher)
         results, errors, seconds = _compute(chunk, tally)
         written = writer.submit(_write_and_tell, database, chunk, results, errors, seconds, send)
@@ -109,13 +110,19 @@ def worker_main(
 
 
 _STOP, _PARENT_GONE, _BROKEN = object(), object(), object()  # put in the inbox besides chunks
+# The exit status of a worker that ends itself (a failed write it could not report, a broken pipe):
+# not a crash of the make that happens to be running, whose key is then not to blame.
+GAVE_UP = 70
+# Workers dying before they are ready, this many times per worker in a row, end populate: a worker
+# that cannot start (its database unreachable, say) would otherwise be replaced forever.
+STARTUP_DEATHS_PER_WORKER = 2
 
 
 def _die_unless_told(written: Future) -> None:
     """A chunk whose "done" could not be sent (the parent is gone, or a bug) ends the worker: the
     parent, if alive, sees it die and retries the keys it held, instead of waiting forever."""
     if written.exception() is not None:
-        os._exit(1)
+        os._exit(GAVE_UP)
 
 
 @dataclass
@@ -187,6 +194,7 @@ class _Worker:
     connection: Any
     tally: Any  # keys whose makes began, and ended: shared with the process, which counts them
     ready: bool = False
+    started: bool = False  # said it was ready, once
     chunks: collections.deque[list[tuple]] = field(default_factory=collections.deque)  # sent, not done
     keys_reported: int = 0  # keys of the chunks reported done
     isolated: bool = False  # running one key retried after a crash outside any make
@@ -225,6 +233,7 @@ class WorkerPool:
         self._stopping = threading.Event()
         self._failure: BaseException | None = None  # what stopped the dispatcher, raised by finish_table
         self._report: Report | None = None  # the current table's
+        self._startup_deaths = 0  # workers that died before they were ready, in a row
 
     def _spawn(self) -> _Worker:
         parent_end, child_end = self._context.Pipe()
@@ -346,7 +355,8 @@ class WorkerPool:
             if worker.connection.poll():
                 message = worker.connection.recv()
                 if message[0] == "ready":
-                    worker.ready = True
+                    worker.ready = worker.started = True
+                    self._startup_deaths = 0
                 else:
                     _, computed, failed, skipped, seconds = message
                     chunk = worker.chunks.popleft()
@@ -364,7 +374,14 @@ class WorkerPool:
     def _replace(self, dead: _Worker, table: Table, report: Report, retry: _Retries) -> None:
         dead.process.join(timeout=1)
         reason = _exit_reason(dead.process.exitcode)
-        culprit = dead.key_in_make()
+        if not dead.started:
+            self._startup_deaths += 1
+            if self._startup_deaths >= STARTUP_DEATHS_PER_WORKER * len(self._workers):
+                raise BlobflowError(
+                    f"worker processes die as they start ({reason}, {self._startup_deaths} times in a "
+                    "row); run with --jobs 1 to see why"
+                )
+        culprit = dead.key_in_make() if dead.process.exitcode != GAVE_UP else None
         # A chunk the worker wrote, but died before saying so (its writer thread commits while the
         # next make runs), is done: by this populate, not "by another process".
         written = _written_by(self._database, table, dead.keys, f"{WorkerId().host}:{dead.process.pid}")
@@ -419,7 +436,7 @@ class WorkerPool:
                     message = worker.connection.recv()
                     if message[0] == "done":
                         _, computed, failed, skipped, _seconds = message
-                        worker.chunks.popleft()
+                        worker.keys_reported += len(worker.chunks.popleft())
                         if report is not None:
                             report(computed, failed, skipped)
             except (EOFError, OSError):
