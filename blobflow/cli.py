@@ -19,7 +19,14 @@ import sqlalchemy as sa
 
 from blobflow import render
 from blobflow.api import PipelineHandle, open_pipeline
-from blobflow.db import is_missing_table, mask_url, missing_schemas, sqlite_file_missing
+from blobflow.db import (
+    REFUSED_VALUE,
+    is_missing_table,
+    mask_url,
+    missing_schemas,
+    refused_value,
+    sqlite_file_missing,
+)
 from blobflow.errors import BlobflowError, ConnectionFailed, DataError, UsageError
 from blobflow.sources import FORMATS, detect_format, read_rows, resolve_blob_sources
 
@@ -661,10 +668,11 @@ def _database_failure(exc: sa.exc.DBAPIError) -> BlobflowError | None:
         return UsageError(
             f"{first_line}: run `blobflow init` to create the pipeline's missing tables (or check --database)"
         )
+    refused = refused_value(exc)  # in a condition of populate --where, delete, a key source
+    if refused is not None:
+        return DataError(REFUSED_VALUE.format(refused))
     if isinstance(exc, sa.exc.OperationalError):
         return ConnectionFailed(f"database error: {' '.join(str(exc.orig).split())}")
-    if isinstance(exc, sa.exc.DataError):  # a value out of range, a bad cast: of the user's making
-        return DataError(f"the database refused a value: {str(exc.orig).splitlines()[0]}")
     return None
 
 

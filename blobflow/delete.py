@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
+from blobflow import db
 from blobflow.database import Database
 from blobflow.errors import DataError, UsageError
 from blobflow.model import Table
@@ -89,7 +90,7 @@ class _Marks:
         if table.qualified_name not in self.temporary:
             source = self.database.sql[table.qualified_name]
             temporary = sa.Table(
-                f"blobflow_delete_{len(self.temporary)}",
+                f"{db.TEMPORARY_TABLE_PREFIX}{len(self.temporary)}",
                 self.metadata,
                 # No autoincrement: a single integer key would become SERIAL on PostgreSQL, creating
                 # a sequence for every delete.

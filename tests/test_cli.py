@@ -589,6 +589,16 @@ def test_a_table_added_to_the_manifest_after_init_says_to_run_init(blobs, tmp_pa
     assert blobs.ok("query", "Note").stdout.startswith("note_id")
 
 
+def test_integer_overflow_in_conditions_is_one_error_line(blobs):
+    blobs.ok("init")
+    blobs.ok("insert", "Image", BLOBS / "inserts" / "images.yaml")
+    overflowing = "params_id * 9223372036854775807 > 0"
+    refused = r"the database refused a value the query computes: (bigint|integer) out of range"
+    assert re.fullmatch(refused, blobs.fails("populate", "detection", "--dry-run", "--where", overflowing))
+    assert re.fullmatch(refused, blobs.fails("delete", f"DetectionParams & {overflowing}", "--yes"))
+    assert blobs.counts()["DetectionParams"] == 3
+
+
 def test_no_pipeline_given(tmp_path):
     result = invoke("tables")
     assert (result.exit_code, result.stdout) == (2, "")

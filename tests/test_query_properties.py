@@ -446,6 +446,36 @@ def test_integer_arithmetic_is_exact_or_refused(databases, n, literal, operator)
                 database.run(text)
 
 
+OPERATIONS = {"+": lambda a, b: a + b, "-": lambda a, b: a - b, "*": lambda a, b: a * b}
+LITERALS = st.one_of(st.integers(-INT64_MAX, INT64_MAX), INT64_EDGES, st.integers(-10, 10))
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=SLOW_OK)
+@given(
+    n=st.integers(-(2**31), 2**31 - 1),
+    first=LITERALS,
+    second=LITERALS,
+    operators=st.tuples(st.sampled_from("+-*"), st.sampled_from("+-*")),
+    negate=st.booleans(),
+)
+def test_nested_integer_arithmetic_is_exact_or_refused(databases, n, first, second, operators, negate):
+    """(n op a) op (n or b), negated or not: refused when any step leaves 64 bits, else exact."""
+    inner = OPERATIONS[operators[0]](n, first)
+    right = n if second == 0 else second  # column with column, too
+    steps = [inner, OPERATIONS[operators[1]](inner, right)]
+    steps.append(-steps[-1] if negate else steps[-1])
+    right_text = "n" if second == 0 else f"({second})"
+    text = f"A.proj(x = {'-' if negate else ''}((n {operators[0]} ({first})) {operators[1]} {right_text}))"
+    for database in databases:
+        database.replace_rows({"A": [{"a_id": 1, "n": n, "s": None, "f": None}], "B": [], "C": []})
+        if all(INT64_MIN <= step <= INT64_MAX for step in steps):
+            [(_, x)] = database.run(text)[2]
+            assert (x, type(x)) == (steps[-1], int), (database.name, text)
+        else:
+            with pytest.raises(DataError, match=" out of range$"):
+                database.run(text)
+
+
 REGRESSIONS = [
     # rows -> queries whose answers once differed between the databases or from DataJoint's semantics
     'A.top(1, order_by = "n")',

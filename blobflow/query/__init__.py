@@ -90,18 +90,15 @@ def final_select(
 
 @contextlib.contextmanager
 def refused_values() -> Iterator[None]:
-    """A value a query computes that the database refuses (on PostgreSQL: integer arithmetic out of
-    range, say) is the query's fault, reported as a DataError, not a failure of blobflow's."""
+    """A value a query computes that the database refuses (integer arithmetic beyond 64 bits) is
+    the query's fault, reported as a DataError, not a failure of blobflow's."""
     try:
         yield
-    except sa.exc.DataError as exc:
-        reason = str(exc.orig).splitlines()[0]
-        raise DataError(f"the database refused a value the query computes: {reason}") from exc
-    except sa.exc.OperationalError as exc:
-        if str(exc.orig) not in (db.INT64_OVERFLOW, "integer overflow"):  # SQLite: arithmetic, sum()
+    except sa.exc.DBAPIError as exc:
+        reason = db.refused_value(exc)
+        if reason is None:
             raise
-        reason = "integer out of range"
-        raise DataError(f"the database refused a value the query computes: {reason}") from exc
+        raise DataError(db.REFUSED_VALUE.format(reason)) from exc
 
 
 def iter_rows(database: Database, select: sa.Select, batch: int = 2000) -> Iterator[dict[str, Any]]:

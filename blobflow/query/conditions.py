@@ -192,7 +192,7 @@ class ValueCompiler:
         for value, child in ((left, node.children[0]), (right, node.children[2])):
             if value.kind != NUMBER:
                 raise self.error(f"arithmetic needs numbers, got a {value.kind}", child)
-        return Value(_checked(operation(_widened(left), _widened(right))), NUMBER)
+        return Value(_checked(operation, _widened(left), _widened(right)), NUMBER)
 
     def _add(self, node: lark.Tree) -> Value:
         return self._arithmetic(node, lambda a, b: a + b)
@@ -216,7 +216,7 @@ class ValueCompiler:
             raise self.error(f"'-' needs a number, got a {value.kind}", node)
         if value.is_literal:
             return Value(sa.literal(-value.literal), NUMBER, literal=-value.literal, is_literal=True)
-        return Value(_checked(-_widened(value)), NUMBER)
+        return Value(_checked(lambda a: -a, _widened(value)), NUMBER)
 
 
 def _widened(value: Value) -> sa.ColumnElement:
@@ -227,9 +227,15 @@ def _widened(value: Value) -> sa.ColumnElement:
     return value.sql
 
 
-def _checked(result: sa.ColumnElement) -> sa.ColumnElement:
-    """Integer arithmetic refused beyond 64 bits on both databases (see CheckedInteger)."""
-    return CheckedInteger(result) if isinstance(result.type, sa.Integer) else result
+def _checked(operation: Callable[..., Any], *operands: sa.ColumnElement) -> sa.ColumnElement:
+    """The operation, its integer result refused beyond 64 bits on both databases (CheckedInteger).
+    Integer operands are checked once, at the top of the expression: on SQLite an overflow inside
+    stays a float through +, - and *, and the check there finds it. A float or a division takes its
+    operands checked, as their values are final there."""
+    result = operation(*(o.inner if isinstance(o, CheckedInteger) else o for o in operands))
+    if isinstance(result.type, sa.Integer):
+        return CheckedInteger(result)
+    return operation(*operands)
 
 
 class CheckedInteger(sa.sql.expression.ColumnElement):
@@ -238,6 +244,10 @@ class CheckedInteger(sa.sql.expression.ColumnElement):
     blobflow's that refuses floats (db.CHECKED_INT64)."""
 
     inherit_cache = True
+
+    @property
+    def _from_objects(self) -> list:  # the tables it reads, for a SELECT of it alone
+        return self.inner._from_objects
 
     def __init__(self, expression: sa.ColumnElement):
         self.inner = expression
