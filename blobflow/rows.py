@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import itertools
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -109,9 +110,14 @@ def prepare_rows(
         if not ignore_extra_fields:
             extra = [name for name in row if name not in known]
             if extra:
+                parts = table_part_names(table)
+                close = difflib.get_close_matches(str(extra[0]), sorted(known), n=1)
                 raise DataError(
                     f"{where}: '{extra[0]}' is not an attribute of {table.name} "
-                    f"(attributes: {', '.join(columns)})"
+                    f"(attributes: {', '.join(columns)}"
+                    + (f"; parts: {', '.join(parts)}" if parts else "")
+                    + ")"
+                    + (f"; did you mean '{close[0]}'?" if close else "")
                     + ("; --ignore-extra-fields skips such fields" if label == "row" else "")
                 )
         converted = tuple(_convert(table, row, name, given, where) for name in columns)

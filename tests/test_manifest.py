@@ -612,6 +612,19 @@ def test_directory_files_are_loaded_sorted_by_name(tmp_path: Path) -> None:
     assert list(pipeline.tables) == ["first.Alpha", "second.Beta", "third.Gamma"]
 
 
+def test_a_data_file_in_a_pipeline_directory_says_what_went_wrong(tmp_path: Path) -> None:
+    one_table = "schema: lab\ntables:\n  Sample:\n    tier: manual\n    key: {id: int8}\n"
+    root = write_pipeline(tmp_path, {"pipeline.yaml": one_table, "samples.yaml": "- {id: 1}\n- {id: 2}\n"})
+    with pytest.raises(ManifestError) as caught:
+        load_pipeline(root)
+    assert str(caught.value) == (
+        f"{root / 'samples.yaml'}:1:1: a manifest must be a mapping, got a list; every *.yaml in the "
+        f"pipeline directory {root} is read as a manifest: keep data files elsewhere (a subdirectory, "
+        "say) or give the manifest file itself with -p"
+    )
+    assert [t for t in load_pipeline(root / "pipeline.yaml").tables] == ["lab.Sample"]
+
+
 def test_views_are_parsed(tmp_path: Path) -> None:
     pipeline = load_pipeline(
         write_pipeline(

@@ -133,6 +133,10 @@ def result(key, name, param):
         row["label"] = "x" * 31
     elif mode == "not_a_dict":
         return [value]
+    elif mode == "none":
+        return None
+    elif mode == "part_typo":
+        row["Items"] = row.pop("Item")
     return row
 
 
@@ -401,6 +405,16 @@ VALIDATION_CASES = {
     "not_a_dict": (
         "DataError",
         "popmake:result: make returned list; expected a dict of attributes and parts",
+    ),
+    "none": (
+        "DataError",
+        "popmake:result: make returned None; expected a dict with 'value', 'label' "
+        "(and part rows under 'Item')",
+    ),
+    "part_typo": (
+        "DataError",
+        "popmake:result: returned row 1: 'Items' is not an attribute of Result (attributes: subject_id, "
+        "param_id, value, label; parts: Item); did you mean 'Item'?",
     ),
     "raise": ("RuntimeError", "popmake:result: boom for subject 2"),
 }

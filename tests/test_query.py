@@ -828,6 +828,16 @@ def test_long_chains_run_on_both_databases(shared):
     assert rows_of(shared, projections)[1] == [(2, 1, 600), (2, 2, 310)]
 
 
+def test_a_condition_left_of_ampersand_says_to_use_and(shared):
+    hint = (
+        "expected a table or a query expression here, not a condition: `&` restricts an expression "
+        "(`Image & image_id = 1`); conditions join with `and`, `or` (column 1)"
+    )
+    assert shared.fails("num_blobs > 3 & Detection")[0] == hint
+    assert shared.fails("image_id = 1 & params_id = 1")[0] == hint
+    assert shared.fails("1 + 2")[0] == "expected a table or a query expression here (column 1)"
+
+
 def test_too_deep_is_a_query_error(shared):
     text = "Image & " + "not " * 120 + "true"
     with pytest.raises(QueryError) as caught:

@@ -36,7 +36,16 @@ def load_pipeline(path: str | Path) -> Pipeline:
     files = manifest_files(path)
     documents = []
     for file in files:
-        documents.append(read_document(load_yaml(_read_text(file), str(file))))
+        root_node = load_yaml(_read_text(file), str(file))
+        if Path(path).is_dir() and not isinstance(root_node.value, dict):
+            # A data file (rows to insert) put beside the manifests: every *.yaml here is a manifest.
+            raise ManifestError(
+                f"a manifest must be a mapping, got a {type(root_node.value).__name__}; every *.yaml in "
+                f"the pipeline directory {path} is read as a manifest: keep data files elsewhere (a "
+                "subdirectory, say) or give the manifest file itself with -p",
+                root_node.location,
+            )
+        documents.append(read_document(root_node))
     root = Path(path) if Path(path).is_dir() else Path(path).parent
     return build_pipeline(documents, str(root.resolve()))
 

@@ -156,6 +156,14 @@ class MakeCaller:
 
     def _rows(self, key: dict[str, Any], result: Any, seconds: float) -> list[PreparedRows]:
         if result is None:
+            required = [
+                a.name for a in self.table.attributes if not a.in_key and not a.nullable and not a.has_default
+            ]
+            if required:  # a bare `return`, or a forgotten one
+                raise DataError(
+                    f"make returned None; expected a dict with {', '.join(map(repr, required))}"
+                    + (f" (and part rows under {', '.join(map(repr, self.parts))})" if self.parts else "")
+                )
             result = {}
         if not isinstance(result, Mapping):
             raise DataError(f"make returned {type(result).__name__}; expected a dict of attributes and parts")

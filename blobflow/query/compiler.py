@@ -20,6 +20,11 @@ from blobflow.query.parser import parse, position
 from blobflow.query.relation import BOOL, NUMBER, STRING, Column, Relation, kind_of
 
 RELATION_NODES = ("method", "restrict")
+# What a condition parses as (grammar.lark): a condition where an expression is wanted is a common slip.
+CONDITION_NODES = (
+    "compare", "equals", "in_", "not_in", "between", "not_between", "like", "not_like", "is_null",
+    "is_not_null", "and_", "or_", "not_",
+)  # fmt: skip
 AGGREGATES = ("count", "sum", "avg", "min", "max")
 
 
@@ -57,6 +62,12 @@ class QueryCompiler:
             )
         if node.data == "method":
             return self.method(node)
+        if node.data in CONDITION_NODES:
+            raise self.error(
+                "expected a table or a query expression here, not a condition: `&` restricts an "
+                "expression (`Image & image_id = 1`); conditions join with `and`, `or`",
+                node,
+            )
         raise self.error("expected a table or a query expression here", node)
 
     def dotted(self, node: lark.Tree) -> str | None:
