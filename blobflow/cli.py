@@ -378,13 +378,19 @@ def _print_plan(
 ) -> None:
     from blobflow.populate.planner import pending_keys_now
 
-    for table, count, sample in pending_keys_now(
-        pipe.database, targets or None, where, retry_errors=retry_errors, limit=limit
-    ):
+    plan = pending_keys_now(pipe.database, targets or None, where, retry_errors=retry_errors, limit=limit)
+    for planned in plan:
+        sample, count = planned.sample, planned.pending
         keys = ", ".join("(" + ", ".join(f"{k}={v}" for k, v in key.items()) + ")" for key in sample)
         more = f" and {count - len(sample)} more" if count > len(sample) else ""
-        shown = pipe.model.display_name(table)
-        render.print_text(f"{shown}: {count} pending" + (f": {keys}{more}" if keys else ""))
+        notes = []
+        if planned.failed:
+            notes.append(f"{planned.failed} failed before: --retry-errors computes them again")
+        if planned.waits_upstream:
+            notes.append("more once the tables above are computed")
+        line = f"{pipe.model.display_name(planned.table)}: {count} pending"
+        line += f" ({'; '.join(notes)})" if notes else ""
+        render.print_text(line + (f": {keys}{more}" if keys else ""))
 
 
 def _print_summary(summaries: dict, as_json: bool, key_names: dict[str, tuple[str, ...]]) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import sqlalchemy as sa
 
@@ -136,6 +137,17 @@ def where_restrictions(
     return restrictions
 
 
+@dataclass
+class PlannedTable:
+    """One line of `populate --dry-run`."""
+
+    table: Table
+    pending: int  # keys a run would take now
+    sample: list[dict]  # the first few of them
+    failed: int  # keys left out because they failed before (0 with --retry-errors)
+    waits_upstream: bool  # an upstream table in the plan has keys pending, which may add keys here
+
+
 def pending_keys_now(
     database: Database,
     targets: list[Table] | None,
@@ -144,31 +156,42 @@ def pending_keys_now(
     retry_errors: bool = False,
     limit: int | None = None,
     sample: int = 5,
-):
+) -> list[PlannedTable]:
     """For `populate --dry-run`: per table to populate, upstream first, the keys a run would take now
     (after --where, --retry-errors and --limit) and a few of them. Keys that upstream work will add
-    are not counted: they do not exist yet."""
+    are not counted: they do not exist yet (`waits_upstream` says when there may be some)."""
     from blobflow import db
-    from blobflow.graph import populate_order
+    from blobflow.graph import ancestors, populate_order
 
     order = populate_order(database.pipeline, [t.qualified_name for t in targets] if targets else None)
     restrictions = where_restrictions(database, order, targets, where)
-    plan = []
+    plan: list[PlannedTable] = []
     with database.engine.connect() as connection:
         now = db.utc_now(connection)
-        for table in order:
-            if where is not None and table.qualified_name not in restrictions:
-                continue
-            select = pending_select(
+        cutoff = connection.execute(sa.select(now)).scalar_one()
+
+        def count_pending(table: Table, retrying: bool) -> sa.Select:
+            return pending_select(
                 database,
                 table,
                 now=now,
-                retry_errors=connection.execute(sa.select(now)).scalar_one() if retry_errors else None,
+                retry_errors=cutoff if retrying else None,
                 restriction=restrictions.get(table.qualified_name),
             )
+
+        for table in order:
+            if where is not None and table.qualified_name not in restrictions:
+                continue
+            select = count_pending(table, retry_errors)
             count = connection.execute(count_select(select)).scalar_one()
+            failed = 0
+            if not retry_errors:
+                with_failed = connection.execute(count_select(count_pending(table, True))).scalar_one()
+                failed = with_failed - count
             count = count if limit is None else min(count, limit)
             columns = [select.selected_columns[k] for k in table.primary_key]
             rows = connection.execute(select.order_by(*columns).limit(min(sample, count))).mappings().all()
-            plan.append((table, count, [dict(row) for row in rows]))
+            upstream = ancestors(database.pipeline, [table.qualified_name])
+            waits = any(p.pending and p.table.qualified_name in upstream for p in plan)
+            plan.append(PlannedTable(table, count, [dict(row) for row in rows], failed, waits))
     return plan
