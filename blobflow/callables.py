@@ -27,13 +27,10 @@ def import_callable(reference: str, root: str, location: SourceLocation | None =
                 f"(looked beside the manifest, in {root}, and on sys.path)",
                 location,
             ) from None
-        raise ManifestError(f"cannot import '{reference}': {exc}", location) from None
+        # the module was found, but something it imports was not
+        raise ManifestError(f"cannot import '{reference}': {_failure(exc)}", location) from None
     except Exception as exc:
-        where = traceback.extract_tb(exc.__traceback__)[-1]
-        raise ManifestError(
-            f"cannot import '{reference}': {type(exc).__name__}: {exc} ({where.filename}:{where.lineno})",
-            location,
-        ) from None
+        raise ManifestError(f"cannot import '{reference}': {_failure(exc)}", location) from None
     function = getattr(module, function_name, None)
     if function is None:
         raise ManifestError(
@@ -42,6 +39,14 @@ def import_callable(reference: str, root: str, location: SourceLocation | None =
     if not callable(function):
         raise ManifestError(f"'{reference}' is not callable", location)
     return function
+
+
+def _failure(exc: BaseException) -> str:
+    """The exception, and the line of Python code that raised it: the deepest frame that is not the
+    import machinery's (for a missing import, the user's `import` line)."""
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if not f.filename.startswith("<frozen")]
+    where = f" ({frames[-1].filename}:{frames[-1].lineno})" if frames else ""
+    return f"{type(exc).__name__}: {exc}{where}"
 
 
 def required_parameters(parameters: Mapping[str, inspect.Parameter]) -> list[str]:

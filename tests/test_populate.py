@@ -836,6 +836,18 @@ def test_a_make_that_cannot_be_imported_is_one_error_not_a_failure_per_key(lab, 
     assert lab.rows("Result", "subject_id") == []
 
 
+def test_a_missing_import_inside_the_make_module_names_the_line(lab):
+    (lab.directory / "popmake.py").write_text('"""A make."""\nimport numpy\nimport no_such_package_here\n')
+    sys.modules.pop("popmake", None)
+    result = lab.cli("populate", "--no-progress")
+    assert result.exit_code == 2, result.output
+    [line] = result.stderr.splitlines()
+    assert line.endswith(
+        "cannot import 'popmake:result': ModuleNotFoundError: No module named 'no_such_package_here' "
+        f"({lab.directory / 'popmake.py'}:3)"
+    ), line
+
+
 def test_unknown_table_is_a_usage_error(lab):
     result = lab.cli("populate", "Nope")
     assert result.exit_code == 2
