@@ -68,10 +68,22 @@ def _yaml_problem(exc: yaml.MarkedYAMLError) -> str:
     """PyYAML's problem, plus where the construct it was reading began when that is elsewhere
     (an unclosed `{` is only noticed lines later)."""
     problem = exc.problem or exc.context or "invalid YAML"
+    # These come from a line indented differently from its neighbours (or a missing space after a
+    # colon); PyYAML notices on the line after the slip.
+    hint = "; check the indentation here and on the line before" if problem in _INDENTATION_PROBLEMS else ""
     if exc.problem and exc.context and exc.context_mark is not None:
         where = f"line {exc.context_mark.line + 1}, column {exc.context_mark.column + 1}"
-        return f"invalid YAML: {problem} ({exc.context} started at {where})"
-    return f"invalid YAML: {problem}"
+        return f"invalid YAML: {problem} ({exc.context} started at {where}){hint}"
+    return f"invalid YAML: {problem}{hint}"
+
+
+_INDENTATION_PROBLEMS = (
+    "mapping values are not allowed here",
+    "expected <block end>, but found '<block mapping start>'",
+    "expected <block end>, but found '<block sequence start>'",
+    "expected <block end>, but found '-'",
+    "expected <block end>, but found '?'",
+)
 
 
 _scalars = yaml.SafeLoader("")
