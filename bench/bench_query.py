@@ -11,6 +11,9 @@ Run as `.venv/bin/python bench/bench_query.py [--backend postgres|sqlite|both]`;
   (psycopg 3 / sqlite3): execute, fetchall, one dict per row. The ratios are blobflow / driver.
 - `driver_dicts_server_cursor` (PostgreSQL): the same through a server-side cursor, 2,000 rows per
   fetch, which is how blobflow streams results there.
+- `arithmetic_count`: `pipe.query(ARITHMETIC).count()` over the 100,000 Detection rows, against the same
+  SQL through the bare driver with the integer arithmetic unchecked (`arithmetic_count_unchecked`): on
+  SQLite blobflow passes integer arithmetic through a function that refuses overflow.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from common import BLOBS, Backend, parse_args, run_on_backends, summary, timed
 from blobflow.insert import insert_rows
 
 QUERY = "(Image * Detection & num_blobs < 150).proj(image_name, num_blobs)"
+ARITHMETIC = "Detection & num_blobs * 3 + params_id > 1500"
 REPEATS = 15
 DATAJOINT_MS = 139
 
@@ -122,11 +126,18 @@ def query(opened: Backend, repeats: int) -> dict:
     def check(rows) -> None:
         assert len(rows) == expected, (len(rows), expected)
 
+    # The arithmetic count's SQL with the check taken out: blobflow_int64(x) -> (x), on SQLite.
+    checked_sql, checked_params = sent_sql(pipe, pipe.query(ARITHMETIC).count)
+    unchecked_sql = checked_sql.replace("blobflow_int64(", "(")
+    arithmetic_count = pipe.query(ARITHMETIC).count()
+
     runs = {
         "fetch_dicts": lambda: pipe.query(QUERY).fetch(),
         "fetch_dicts_compiled": compiled.fetch,
         "to_arrays": lambda: pipe.query(QUERY).to_arrays(),
         "driver_dicts": lambda: driver.fetch_dicts(sql, params),
+        "arithmetic_count": lambda: pipe.query(ARITHMETIC).count(),
+        "arithmetic_count_unchecked": lambda: driver.fetch_dicts(unchecked_sql, checked_params),
     }
     if opened.name == "postgres":
         runs["driver_dicts_server_cursor"] = lambda: driver.stream_dicts(sql, params)
@@ -134,7 +145,12 @@ def query(opened: Backend, repeats: int) -> dict:
     for _ in range(repeats):
         for name, run in runs.items():  # interleaved, so drifts in the machine hit all alike
             elapsed, rows = timed(run)
-            check(rows if name != "to_arrays" else rows[0])
+            if name == "arithmetic_count":
+                assert rows == arithmetic_count
+            elif name == "arithmetic_count_unchecked":
+                assert list(rows[0].values()) == [arithmetic_count]
+            else:
+                check(rows if name != "to_arrays" else rows[0])
             times[name].append(elapsed)
     driver.close()
     driver_best = min(times["driver_dicts"])
@@ -142,6 +158,8 @@ def query(opened: Backend, repeats: int) -> dict:
     figures: dict = {"query": QUERY, "rows": expected, "detection_insert_rows_per_s": insert_rate}
     for name, seconds in times.items():
         figures[name] = {**summary(seconds), "best_ms": round(min(seconds) * 1e3, 1)}
+        if name.startswith("arithmetic"):
+            continue
         if not name.startswith("driver"):
             figures[name]["vs_driver"] = round(min(seconds) / driver_best, 2)
             figures[name]["vs_driver_medians"] = round(statistics.median(seconds) / driver_median, 2)
@@ -149,6 +167,9 @@ def query(opened: Backend, repeats: int) -> dict:
     if "driver_dicts_server_cursor" in times:
         streamed = min(times["driver_dicts_server_cursor"])
         figures["fetch_dicts"]["vs_driver_server_cursor"] = round(min(times["fetch_dicts"]) / streamed, 2)
+    figures["arithmetic_count"]["vs_unchecked"] = round(
+        min(times["arithmetic_count"]) / min(times["arithmetic_count_unchecked"]), 2
+    )
     return figures
 
 

@@ -90,6 +90,8 @@ def table(results: list[dict]) -> str:
         ("query ~15,000 rows as dicts (ms)", "query", ("fetch_dicts", "best_ms"), "<= 46", "139"),
         ("  / same SQL through the bare driver", "query", ("fetch_dicts", "vs_driver"), "<= 1.3", ""),
         ("query as numpy arrays (ms)", "query", ("to_arrays", "best_ms"), "", ""),
+        ("count, integer arithmetic, 100,000 rows (ms)", "query", ("arithmetic_count", "best_ms"), "", ""),
+        ("  / the same SQL unchecked, bare driver", "query", ("arithmetic_count", "vs_unchecked"), "", ""),
     ]  # fmt: skip
     lines = [
         f"| {'figure':<62} | {'PostgreSQL':>11} | {'SQLite':>11} | {'target':>10} | {'DataJoint':>11} |",

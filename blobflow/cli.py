@@ -20,14 +20,13 @@ import sqlalchemy as sa
 from blobflow import render
 from blobflow.api import PipelineHandle, open_pipeline
 from blobflow.db import (
-    REFUSED_VALUE,
     is_missing_table,
     mask_url,
     missing_schemas,
     refused_value,
     sqlite_file_missing,
 )
-from blobflow.errors import BlobflowError, ConnectionFailed, DataError, UsageError
+from blobflow.errors import BlobflowError, ConnectionFailed, UsageError
 from blobflow.sources import FORMATS, detect_format, read_rows, resolve_blob_sources
 
 EXIT_INTERRUPTED = 130
@@ -676,7 +675,7 @@ def _database_failure(exc: sa.exc.DBAPIError) -> BlobflowError | None:
         )
     refused = refused_value(exc)  # in a condition of populate --where, delete, a key source
     if refused is not None:
-        return DataError(REFUSED_VALUE.format(refused))
+        return refused
     if isinstance(exc, sa.exc.OperationalError):
         return ConnectionFailed(f"database error: {' '.join(str(exc.orig).split())}")
     return None

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.pool import StaticPool
 
-from blobflow.errors import ConnectionFailed
+from blobflow.errors import ConnectionFailed, DataError
 from blobflow.rows import PreparedRows
 
 SQLITE_BUSY_TIMEOUT_MS = 60_000
@@ -177,18 +177,17 @@ def is_missing_table(exc: BaseException) -> bool:
     return isinstance(exc, sa.exc.OperationalError) and str(original).startswith("no such table")
 
 
-REFUSED_VALUE = "the database refused a value the query computes: {}"
-
-
-def refused_value(exc: BaseException) -> str | None:
-    """Why the database refused a value a query computes (integer arithmetic beyond 64 bits), or
-    None when the error is anything else."""
+def refused_value(exc: BaseException) -> DataError | None:
+    """The user's error a database error stands for when the database refused a value a query
+    computes (integer arithmetic beyond 64 bits); None when the error is anything else."""
     original = getattr(exc, "orig", None)
     if getattr(original, "sqlstate", None) == "22003":  # PostgreSQL: numeric value out of range
-        return str(original).splitlines()[0]
-    if isinstance(exc, sa.exc.OperationalError) and str(original) in (INT64_OVERFLOW, "integer overflow"):
-        return "integer out of range"  # SQLite: the check of integer arithmetic, or sum()
-    return None
+        reason = str(original).splitlines()[0]
+    elif isinstance(exc, sa.exc.OperationalError) and str(original) in (INT64_OVERFLOW, "integer overflow"):
+        reason = "integer out of range"  # SQLite: the check of integer arithmetic, or sum()
+    else:
+        return None
+    return DataError(f"the database refused a value the query computes: {reason}")
 
 
 def prepare_sqlite_directory(url: str | URL) -> None:

@@ -63,6 +63,11 @@ class Attribute:
     inherited_from: str | None = None
     location: SourceLocation | None = field(default=None, compare=False)
 
+    @property
+    def required(self) -> bool:
+        """A row must give it: it has no default and may not be null."""
+        return not self.has_default and not self.nullable
+
 
 @dataclass(frozen=True)
 class ForeignKey:

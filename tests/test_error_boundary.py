@@ -7,12 +7,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+import sqlalchemy as sa
 from click.testing import CliRunner
 from conftest import BLOBS
 from helpers import CLEAN_ENV, write_pipeline
 
 from blobflow import cli as cli_module
-from blobflow import open_pipeline
+from blobflow import db, open_pipeline
 from blobflow.cli import EXIT_INTERNAL, cli
 
 BLOBFLOW = Path(sys.executable).parent / "blobflow"
@@ -80,3 +82,22 @@ def test_a_reader_closing_stdout_early_is_quiet_success(tmp_path):
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""
     assert len(result.stdout.splitlines()) == 2
+
+
+def database_error(engine: sa.Engine, sql: str) -> sa.exc.DBAPIError:
+    with engine.connect() as connection, pytest.raises(sa.exc.DBAPIError) as caught:
+        connection.exec_driver_sql(sql)
+    return caught.value
+
+
+def test_a_missing_table_is_told_from_a_missing_temporary_table_of_blobflows(backend):
+    """A table of the pipeline missing means "run init"; one of blobflow's own temporary tables
+    missing is a bug, reported as such."""
+    engine = db.create_engine(backend.url, [])
+    try:
+        assert db.is_missing_table(database_error(engine, "SELECT * FROM nowhere_to_be_found"))
+        temporary = f"{db.TEMPORARY_TABLE_PREFIX}0"
+        assert not db.is_missing_table(database_error(engine, f"SELECT * FROM {temporary}"))
+        assert not db.is_missing_table(database_error(engine, "SELECT 1 FROM"))  # a syntax error
+    finally:
+        engine.dispose()

@@ -16,12 +16,14 @@ import sqlalchemy as sa
 from click.testing import CliRunner, Result
 from conftest import Backend, postgres_url
 from helpers import CLEAN_ENV
+from sqlalchemy.dialects import postgresql, sqlite
 
 from blobflow import open_pipeline
 from blobflow.api import PipelineHandle
 from blobflow.cli import cli
 from blobflow.errors import DataError, QueryError
 from blobflow.query import refused_values
+from blobflow.query.conditions import CheckedInteger
 
 # A blobs-like pipeline whose Detection is a manual table (so its rows and its part rows can be inserted
 # directly) and whose SelectedDetection has a nullable note.
@@ -876,3 +878,18 @@ def test_a_sum_beyond_64_bits_on_sqlite_is_refused_too(tmp_path):
     with pytest.raises(DataError, match=refused), refused_values(), engine.connect() as connection:
         connection.exec_driver_sql("SELECT sum(x) FROM t").all()
     engine.dispose()
+
+
+@pytest.mark.parametrize(
+    ("dialect", "wrapped"),
+    [
+        (sqlite.dialect(), "blobflow_int64(t.n * ?)"),
+        (postgresql.psycopg.dialect(), "(t.n * %(n_1)s::BIGINT)"),
+    ],
+    ids=["sqlite", "postgres"],
+)
+def test_a_checked_integer_reads_from_its_tables(dialect, wrapped):
+    """Selected alone, a checked expression brings its table into FROM, as the expression would."""
+    table = sa.table("t", sa.column("n", sa.BigInteger))
+    compiled = str(sa.select(CheckedInteger(table.c.n * 2)).compile(dialect=dialect))
+    assert wrapped in compiled and compiled.replace("\n", " ").endswith("FROM t"), compiled

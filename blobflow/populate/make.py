@@ -156,9 +156,7 @@ class MakeCaller:
 
     def _rows(self, key: dict[str, Any], result: Any, seconds: float) -> list[PreparedRows]:
         if result is None:
-            required = [
-                a.name for a in self.table.attributes if not a.in_key and not a.nullable and not a.has_default
-            ]
+            required = [a.name for a in self.table.attributes if a.required and not a.in_key]
             if required:  # a bare `return`, or a forgotten one
                 raise DataError(
                     f"make returned None; expected a dict with {', '.join(map(repr, required))}"

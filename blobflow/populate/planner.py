@@ -170,7 +170,7 @@ def pending_keys_now(
         now = db.utc_now(connection)
         cutoff = connection.execute(sa.select(now)).scalar_one()
 
-        def count_pending(table: Table, retrying: bool) -> sa.Select:
+        def pending(table: Table, retrying: bool) -> sa.Select:
             return pending_select(
                 database,
                 table,
@@ -182,11 +182,11 @@ def pending_keys_now(
         for table in order:
             if where is not None and table.qualified_name not in restrictions:
                 continue
-            select = count_pending(table, retry_errors)
+            select = pending(table, retry_errors)
             count = connection.execute(count_select(select)).scalar_one()
             failed = 0
             if not retry_errors:
-                with_failed = connection.execute(count_select(count_pending(table, True))).scalar_one()
+                with_failed = connection.execute(count_select(pending(table, True))).scalar_one()
                 failed = with_failed - count
             count = count if limit is None else min(count, limit)
             columns = [select.selected_columns[k] for k in table.primary_key]

@@ -358,12 +358,7 @@ class WorkerPool:
                     worker.ready = worker.started = True
                     self._startup_deaths = 0
                 else:
-                    _, computed, failed, skipped, seconds = message
-                    chunk = worker.chunks.popleft()
-                    worker.keys_reported += len(chunk)
-                    if seconds is not None:
-                        self._sizer.observe(len(chunk), seconds)
-                    report(computed, failed, skipped)
+                    self._chunk_done(worker, message, report)
                 return
         except (EOFError, OSError):
             pass
@@ -435,12 +430,19 @@ class WorkerPool:
                 while worker.chunks and worker.connection.poll():
                     message = worker.connection.recv()
                     if message[0] == "done":
-                        _, computed, failed, skipped, _seconds = message
-                        worker.keys_reported += len(worker.chunks.popleft())
-                        if report is not None:
-                            report(computed, failed, skipped)
+                        self._chunk_done(worker, message, report)
             except (EOFError, OSError):
                 continue
+
+    def _chunk_done(self, worker: _Worker, message: tuple, report: Report | None) -> None:
+        """A worker wrote its oldest chunk and said so ("done"): count and report it."""
+        _, computed, failed, skipped, seconds = message
+        chunk = worker.chunks.popleft()
+        worker.keys_reported += len(chunk)
+        if seconds is not None:
+            self._sizer.observe(len(chunk), seconds)
+        if report is not None:
+            report(computed, failed, skipped)
 
 
 def _written_by(database: Database, table: Table, keys: list[tuple], computed_on: str) -> set[tuple]:

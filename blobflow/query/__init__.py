@@ -11,7 +11,6 @@ import sqlalchemy as sa
 
 from blobflow import db
 from blobflow.database import Database
-from blobflow.errors import DataError
 from blobflow.query.compiler import QueryCompiler
 from blobflow.query.methods import order_by_clauses
 from blobflow.query.parser import parse
@@ -95,10 +94,10 @@ def refused_values() -> Iterator[None]:
     try:
         yield
     except sa.exc.DBAPIError as exc:
-        reason = db.refused_value(exc)
-        if reason is None:
+        refused = db.refused_value(exc)
+        if refused is None:
             raise
-        raise DataError(db.REFUSED_VALUE.format(reason)) from exc
+        raise refused from exc
 
 
 def iter_rows(database: Database, select: sa.Select, batch: int = 2000) -> Iterator[dict[str, Any]]:
